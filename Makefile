@@ -1,0 +1,65 @@
+# billsync — every command a developer or CI needs. Each target installs what it uses.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+SAM_VENV := .venv-sam
+LINT_VENV := .venv-lint
+PIP_FLAGS := -q --disable-pip-version-check
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: requirements/dev.txt requirements/runtime.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
+	$(BIN)/pip install $(PIP_FLAGS) -r requirements/dev.txt
+	$(BIN)/pip install $(PIP_FLAGS) --no-deps -e .
+	touch $@
+
+$(SAM_VENV)/.installed: requirements/sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install $(PIP_FLAGS) -r requirements/sam.txt
+	touch $@
+
+$(LINT_VENV)/.installed: requirements/lint.txt
+	$(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/pip install $(PIP_FLAGS) -r requirements/lint.txt
+	touch $@
+
+venv: $(BIN)/.installed  ## create the development environment
+
+demo: venv  ## run the whole stack locally: seed, sync, watch webhooks and schedules
+	$(BIN)/billsync demo
+
+test: venv lint typecheck template pytest  ## the whole suite: what CI runs
+
+lint: venv  ## ruff
+	$(BIN)/ruff check shared functions local tests bench
+	$(BIN)/ruff format --check shared functions local tests bench
+
+typecheck: venv  ## mypy over the deployable package
+	$(BIN)/mypy
+
+pytest: venv  ## the tests
+	$(BIN)/pytest
+
+template: $(SAM_VENV)/.installed $(LINT_VENV)/.installed venv  ## sam validate --lint, cfn-lint serverless rules, sam build
+	$(BIN)/billsync config validate
+	$(SAM_VENV)/bin/sam validate --lint --template template.yaml
+	$(LINT_VENV)/bin/cfn-lint template.yaml --append-rules cfn_lint_serverless.rules
+	$(SAM_VENV)/bin/sam build --template template.yaml --build-dir .aws-sam/build
+
+format: venv  ## apply ruff's formatter and fixes
+	$(BIN)/ruff format shared functions local tests bench
+	$(BIN)/ruff check --fix shared functions local tests bench
+
+clean:  ## remove environments and build output
+	rm -rf $(VENV) $(SAM_VENV) $(LINT_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: help venv demo test lint typecheck pytest template format clean
