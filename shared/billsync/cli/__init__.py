@@ -1,0 +1,1 @@
+"""The `billsync` operator command line. Never imported by a Lambda handler."""

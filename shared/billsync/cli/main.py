@@ -1,0 +1,28 @@
+"""Entry point of the `billsync` command.
+
+Command groups from other installed parts (the local stack registers `billsync local ...`) are
+found through the `billsync.cli` entry-point group, so this package never imports them directly.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="billsync")
+def cli() -> None:
+    """billsync: keep a billing system and Salesforce in sync."""
+
+
+def _load_plugins() -> None:
+    for entry in entry_points(group="billsync.cli"):
+        register = entry.load()
+        register(cli)
+
+
+def main() -> None:
+    _load_plugins()
+    cli()

@@ -1,0 +1,6 @@
+"""Fixtures shared by every test: the emulators and the AWS stand-in, each in tests/fixtures/."""
+
+pytest_plugins = [
+    "tests.fixtures.salesforce",
+    "tests.fixtures.invoiced",
+]
