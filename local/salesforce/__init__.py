@@ -1,0 +1,1 @@
+"""A local Salesforce org: an HTTPS emulator real Salesforce clients cannot tell apart."""
