@@ -18,6 +18,9 @@ def cli() -> None:
 
 
 def _load_plugins() -> None:
+    from billsync.cli import config_commands
+
+    config_commands.register(cli)
     for entry in entry_points(group="billsync.cli"):
         register = entry.load()
         register(cli)

@@ -1,0 +1,1 @@
+"""AWS adapters: the only place billsync imports boto3."""

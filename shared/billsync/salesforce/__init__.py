@@ -1,0 +1,1 @@
+"""Everything that talks to Salesforce: login, the gateway, error translation."""
