@@ -1,0 +1,1 @@
+"""The pure domain: canonical models, mapping, rules. No I/O."""
