@@ -45,8 +45,7 @@ class _Resource:
 
     support: ObjectSupport
     collection: str  # list/create path; "{parent}" is the parent's id for nested resources
-    event_types: tuple[str, ...]  # the event types that announce a change of this object
-    deleted_event: str
+    event_object: str  # the object type of its events: `GET /events?type=<event_object>`
     parent_key: str | None = None  # payload key holding the parent's id
     include: str | None = None
     void_path: str | None = None
@@ -55,14 +54,17 @@ class _Resource:
     def name(self) -> str:
         return self.support.name
 
+    @property
+    def deleted_event(self) -> str:
+        return f"{self.event_object}.deleted"
+
 
 def _resources() -> dict[str, _Resource]:
     resources = [
         _Resource(
             ObjectSupport("customer", BOTH, Ownership.ORIGIN, creates_in_salesforce=False),
             "/customers",
-            ("customer.created", "customer.updated", "customer.deleted"),
-            "customer.deleted",
+            "customer",
         ),
         _Resource(
             ObjectSupport(
@@ -74,8 +76,7 @@ def _resources() -> dict[str, _Resource]:
                 on_salesforce_delete="delete",
             ),
             "/customers/{parent}/contacts",
-            ("contact.created", "contact.updated", "contact.deleted"),
-            "contact.deleted",
+            "contact",
             parent_key="customer",
         ),
         _Resource(
@@ -88,15 +89,7 @@ def _resources() -> dict[str, _Resource]:
                 on_salesforce_delete="void",
             ),
             "/invoices",
-            (
-                "invoice.created",
-                "invoice.updated",
-                "invoice.deleted",
-                "invoice.paid",
-                "invoice.viewed",
-                "invoice.payment_expected",
-            ),
-            "invoice.deleted",
+            "invoice",
             parent_key="customer",
             void_path="/invoices/{id}/void",
         ),
@@ -110,8 +103,7 @@ def _resources() -> dict[str, _Resource]:
                 on_salesforce_delete="delete",
             ),
             "/notes",
-            ("note.created", "note.updated", "note.deleted"),
-            "note.deleted",
+            "note",
             parent_key="customer",
         ),
     ]
@@ -227,10 +219,8 @@ class InvoicedConnector:
             raise ValueError(f"invoiced does not sync {object_name!r}") from None
 
     def resource_for_event(self, event_type: str) -> _Resource | None:
-        for resource in self._resources.values():
-            if event_type in resource.event_types:
-                return resource
-        return None
+        object_type = event_type.partition(".")[0]
+        return next((r for r in self._resources.values() if r.event_object == object_type), None)
 
     def to_record(
         self, object_name: str, payload: Mapping[str, Any], *, deleted: bool = False
@@ -243,10 +233,9 @@ class InvoicedConnector:
         if not deleted and (payload.get("status") == "voided" or payload.get("voided") is True):
             state = RecordState.VOIDED
         metadata = payload.get("metadata") or {}
-        parents = {}
-        for key, parent in (("customer", "customer"), ("invoice", "invoice")):
-            if payload.get(key) not in (None, "") and not isinstance(payload.get(key), dict):
-                parents[parent] = str(payload[key])
+        parents = {
+            key: str(payload[key]) for key in ("customer", "invoice") if payload.get(key) not in (None, "")
+        }
         return SourceRecord(
             object=resource.name,
             id=str(payload["id"]),
@@ -313,34 +302,28 @@ class InvoicedConnector:
         self, resource: _Resource, window: Window, per_page: int, position: str | None
     ) -> Iterator[ChangePage]:
         assert window.start is not None
-        start_date = math.floor(window.start.timestamp())
-        end_date = math.ceil(window.end.timestamp()) - 1
-        first_type, first_page = _events_position(position)
-        for type_index, event_type in enumerate(resource.event_types):
-            if type_index < first_type:
-                continue
-            page = first_page if type_index == first_type else 1
-            params = {
-                "type": event_type,
-                "start_date": start_date,
-                "end_date": end_date,
-                "per_page": per_page,
-                "page": page,
-            }
-            for events in link_header_pages(self.client, "/events", params):
-                latest: dict[str, SourceRecord] = {}
-                for event in events:
-                    payload = (event.get("data") or {}).get("object")
-                    if not isinstance(payload, dict):
-                        continue
-                    record = self.record_from_event(
-                        resource, event_type, payload, _unix(event.get("timestamp"))
-                    )
-                    kept = latest.get(record.id)
-                    if kept is None or record.version >= kept.version:
-                        latest[record.id] = record
-                yield ChangePage(list(latest.values()), f"events:{type_index}:{page}")
-                page += 1
+        page = int(position.removeprefix("events:")) + 1 if position else 1
+        params = {
+            "type": resource.event_object,
+            "start_date": math.floor(window.start.timestamp()),
+            "end_date": math.ceil(window.end.timestamp()) - 1,
+            "per_page": per_page,
+            "page": page,
+        }
+        for events in link_header_pages(self.client, "/events", params):
+            latest: dict[str, SourceRecord] = {}
+            for event in events:
+                payload = (event.get("data") or {}).get("object")
+                if not isinstance(payload, dict):
+                    continue
+                record = self.record_from_event(
+                    resource, str(event.get("type")), payload, _unix(event.get("timestamp"))
+                )
+                kept = latest.get(record.id)
+                if kept is None or record.version >= kept.version:
+                    latest[record.id] = record
+            yield ChangePage(list(latest.values()), f"events:{page}")
+            page += 1
 
     def fetch(
         self, object_name: str, ids: Sequence[str], *, parents: Mapping[str, str] | None = None
@@ -440,10 +423,11 @@ class InvoicedConnector:
         self.client.close()
 
 
-def _events_position(position: str | None) -> tuple[int, int]:
-    if not position:
-        return 0, 1
-    kind, type_index, page = position.split(":")
-    if kind != "events":
-        raise ValueError(f"not an events position: {position!r}")
-    return int(type_index), int(page) + 1
+def _collapse_expanded(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Events carry expanded parents (`customer` as an object); records carry their ids, as lists do."""
+    data = dict(payload)
+    for key in ("customer", "invoice"):
+        value = data.get(key)
+        if isinstance(value, dict) and "id" in value:
+            data[key] = value["id"]
+    return data
