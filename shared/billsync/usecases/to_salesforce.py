@@ -56,6 +56,7 @@ class _Item:
     fingerprints: dict[str, str] = field(default_factory=dict)
     parent_key: str = ""
     result: RecordResult | None = None
+    tied: bool = False  # same version as applied, different content: re-read before writing
 
 
 def apply_to_salesforce(
@@ -69,6 +70,7 @@ def apply_to_salesforce(
     items = _collect(ctx, connector, source_key, object_name, changes, results)
     if items:
         _decide(ctx, mapping, support, source_key, items)
+        _reread_ties(ctx, connector, mapping, support, source_key, object_name, items)
         plan = _plan(mapping, source_key, ctx.clock(), [i for i in items if i.result is None])
         outcomes = ctx.salesforce.write(plan) if len(plan) else {}
         lost = _settle(
@@ -203,6 +205,41 @@ def _decide(
             item.result = _result(
                 item, Outcome.SKIPPED_UNCHANGED, detail="Salesforce already holds this version"
             )
+
+
+def _reread_ties(
+    ctx: SyncContext,
+    connector: BillingConnector,
+    mapping: Mapping,
+    support: ObjectSupport,
+    source_key: str,
+    object_name: str,
+    items: list[_Item],
+) -> None:
+    tied = [i for i in items if i.tied and i.result is None]
+    if not tied:
+        return
+    try:
+        latest = connector.fetch(
+            object_name,
+            [i.record.id for i in tied],
+            parents={i.record.id: p for i in tied for p in list(i.record.parents.values())[:1]},
+        )
+    except BillingApiError as exc:
+        for item in tied:
+            item.result = _result(
+                item,
+                Outcome.FAILED,
+                error=ErrorInfo(code=exc.code, message=exc.message, retryable=exc.retryable),
+            )
+        return
+    for item in tied:
+        fresh = latest.get(item.record.id)
+        item.record = fresh or item.record.model_copy(
+            update={"state": RecordState.DELETED, "version": ctx.clock()}
+        )
+        item.fields, item.children, item.removed_children, item.fingerprints = {}, {}, {}, {}
+    _decide(ctx, mapping, support, source_key, tied)
 
 
 def _take_mapped(item: _Item, mapped: MappedRecord, source_key: str) -> None:

@@ -226,6 +226,7 @@ class InvoicedConnector:
         self, object_name: str, payload: Mapping[str, Any], *, deleted: bool = False
     ) -> SourceRecord:
         resource = self.resource(object_name)
+        payload = _collapse_expanded(payload)
         version = _unix(payload.get("updated_at")) or _unix(payload.get("created_at"))
         if version is None:
             raise ValueError("no updated_at or created_at")
@@ -292,7 +293,7 @@ class InvoicedConnector:
 
     def _deleted_since(self, resource: _Resource, since: datetime) -> bool:
         params = {
-            "type": resource.deleted_event,
+            "filter[type]": resource.deleted_event,
             "start_date": math.floor(since.timestamp()) - 1,
             "per_page": 1,
         }
@@ -311,7 +312,9 @@ class InvoicedConnector:
             "page": page,
         }
         for events in link_header_pages(self.client, "/events", params):
-            latest: dict[str, SourceRecord] = {}
+            # Events are listed newest first; of one record's events keep the newest (event ids break
+            # ties between events stamped in the same second).
+            latest: dict[str, tuple[SourceRecord, int]] = {}
             for event in events:
                 payload = (event.get("data") or {}).get("object")
                 if not isinstance(payload, dict):
@@ -319,10 +322,11 @@ class InvoicedConnector:
                 record = self.record_from_event(
                     resource, str(event.get("type")), payload, _unix(event.get("timestamp"))
                 )
+                order = int(event.get("id") or 0)
                 kept = latest.get(record.id)
-                if kept is None or record.version >= kept.version:
-                    latest[record.id] = record
-            yield ChangePage(list(latest.values()), f"events:{page}")
+                if kept is None or (record.version, order) > (kept[0].version, kept[1]):
+                    latest[record.id] = (record, order)
+            yield ChangePage([record for record, _ in latest.values()], f"events:{page}")
             page += 1
 
     def fetch(
