@@ -66,6 +66,7 @@ def _queue_batch(object_name: str, event: dict[str, Any], context: Any) -> dict[
     from billsync.usecases.process import process_batch
 
     ctx = bootstrap.sync_context()
+    metrics.add_metric(name="QueueMessages", unit=MetricUnit.Count, value=len(event["Records"]))
     messages, unreadable = read_sqs_records(event["Records"])
     for message_id, reason in unreadable:
         logger.error(
@@ -101,6 +102,7 @@ def _pull(object_name: str, event: dict[str, Any], context: Any) -> dict[str, An
     ctx = bootstrap.sync_context()
     if event.get("trigger", "schedule") == "schedule" and not ctx.config.object_automatic(object_name):
         logger.info("scheduled pull skipped: the object is switched off or manual")
+        metrics.add_metric(name="PullsSkipped", unit=MetricUnit.Count, value=1)
         return {"streams": [], "skipped": "manual or switched off"}
     since = parse_since(event["since"]) if event.get("since") else None
     sink = OutcomeSink(ctx.state, bootstrap.queues(), metrics=_record_metric)

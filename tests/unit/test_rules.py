@@ -36,10 +36,11 @@ def test_billing_changes_of_salesforce_records_write_only_billing_facts() -> Non
 
 
 def test_origin_is_inferred_from_what_each_side_remembers() -> None:
-    assert infer_origin(billing_remembers_salesforce_id=True) is Side.SALESFORCE
-    assert infer_origin(salesforce_says_billing=True) is Side.BILLING
-    assert infer_origin(linked=True) is Side.BILLING
-    assert infer_origin() is Side.SALESFORCE
+    assert infer_origin(Side.BILLING) is Side.BILLING
+    assert infer_origin(Side.BILLING, billing_remembers_salesforce_id=True) is Side.SALESFORCE
+    assert infer_origin(Side.SALESFORCE) is Side.SALESFORCE
+    assert infer_origin(Side.SALESFORCE, salesforce_says_billing=True) is Side.BILLING
+    assert infer_origin(Side.SALESFORCE, linked=True) is Side.BILLING
 
 
 def test_only_strictly_older_versions_are_stale() -> None:

@@ -45,21 +45,21 @@ def fields_from_billing(ownership: Ownership, origin: Side) -> Owners:
 
 
 def infer_origin(
+    seen_on: Side,
     *,
     billing_remembers_salesforce_id: bool = False,
     salesforce_says_billing: bool = False,
     linked: bool = False,
 ) -> Side:
-    """The origin of a record billsync has no cross-reference for.
+    """The origin of a record billsync has no cross-reference for, from the side it was seen on.
 
-    A billing record that carries a Salesforce id was created from Salesforce. A Salesforce record
-    marked as created from billing, or linked to an existing billing record by its id, belongs to billing.
+    A billing record belongs to billing unless it carries the Salesforce id it was created from. A
+    Salesforce record belongs to Salesforce unless it is marked as created from billing, or was linked
+    to an existing billing record by typing that record's id into it.
     """
-    if billing_remembers_salesforce_id:
-        return Side.SALESFORCE
-    if salesforce_says_billing or linked:
-        return Side.BILLING
-    return Side.SALESFORCE
+    if seen_on is Side.BILLING:
+        return Side.SALESFORCE if billing_remembers_salesforce_id else Side.BILLING
+    return Side.BILLING if salesforce_says_billing or linked else Side.SALESFORCE
 
 
 def is_stale(incoming: datetime | None, applied: datetime | None) -> bool:

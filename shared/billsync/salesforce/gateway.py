@@ -227,10 +227,11 @@ class SalesforceGateway:
     def write(self, plan: WritePlan) -> dict[str, SfWriteResult]:
         """Run a write plan; every write's key gets a result, whatever happens to the request carrying it."""
         results: dict[str, SfWriteResult] = {}
-        for stage in plan.stages:
-            collections = _collections(stage, self.api_version)
-            for start in range(0, len(collections), COLLECTIONS_PER_COMPOSITE):
-                self._composite(collections[start : start + COLLECTIONS_PER_COMPOSITE], results)
+        # Subrequests of one /composite request run in order, so stages share requests: a stage's
+        # collections always follow the previous stage's, in the same request or a later one.
+        collections = [c for stage in plan.stages for c in _collections(stage, self.api_version)]
+        for start in range(0, len(collections), COLLECTIONS_PER_COMPOSITE):
+            self._composite(collections[start : start + COLLECTIONS_PER_COMPOSITE], results)
         return results
 
     def _composite(self, collections: list[_Collection], results: dict[str, SfWriteResult]) -> None:

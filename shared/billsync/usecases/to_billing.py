@@ -145,6 +145,7 @@ def _apply_one(
     linked_id = split_external_id(record.get(reads.external_id), source_key)
     item.billing_id = (xref.billing_id if xref else None) or linked_id
     item.origin = (xref.origin if xref and xref.origin else None) or infer_origin(
+        Side.SALESFORCE,
         salesforce_says_billing=reads.origin_field is not None
         and record.get(reads.origin_field) == "Billing",
         linked=linked_id is not None,

@@ -168,7 +168,7 @@ def _decide(
             item.result = _result(item, Outcome.SKIPPED_STALE, detail="a newer version was already applied")
             continue
         item.origin = (xref.origin if xref and xref.origin else None) or infer_origin(
-            billing_remembers_salesforce_id=bool(record.salesforce_id)
+            Side.BILLING, billing_remembers_salesforce_id=bool(record.salesforce_id)
         )
         item.owners = (
             fields_from_billing(support.ownership, item.origin)
