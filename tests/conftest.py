@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.tls",
     "tests.fixtures.salesforce",
     "tests.fixtures.invoiced",
+    "tests.fixtures.stack",
 ]

@@ -264,17 +264,19 @@ class DynamoState:
             ":next": {"N": str(expected_rev + 1)},
             ":now": {"S": _iso(datetime.now(UTC))},
         }
-        sets = ["#rev = :next", "last_run_at = :now"]
+        names = {"#rev": "rev", "#last_run": "last_run_at"}
+        sets = ["#rev = :next", "#last_run = :now"]
         removes = []
         for name, value in (
             ("cursor", _iso(cursor)),
             ("window_end", _iso(window_end)),
             ("position", position),
         ):
+            names[f"#{name}"] = name  # `cursor` and `position` are DynamoDB reserved words
             if value is None:
-                removes.append(name)
+                removes.append(f"#{name}")
             else:
-                sets.append(f"{name} = :{name}")
+                sets.append(f"#{name} = :{name}")
                 values[f":{name}"] = {"S": value}
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         self.requests_made += 1
@@ -283,8 +285,8 @@ class DynamoState:
                 TableName=self.table,
                 Key={"pk": {"S": self._checkpoint_pk(source, object_name, direction)}, "sk": {"S": "C"}},
                 UpdateExpression=expression,
-                ConditionExpression="attribute_not_exists(pk) OR #rev = :rev",
-                ExpressionAttributeNames={"#rev": "rev"},
+                ConditionExpression="attribute_not_exists(#rev) OR #rev = :rev",
+                ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
         except ClientError as exc:

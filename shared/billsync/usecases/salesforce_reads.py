@@ -13,6 +13,7 @@ from typing import Any
 
 from billsync.domain.mapping import FieldSpec, Mapping
 from billsync.domain.rules import Owners, Window
+from billsync.usecases.common import parent_external_id
 
 _SOQL_ESCAPES = {
     "\\": "\\\\",
@@ -58,15 +59,6 @@ def split_external_id(value: Any, source_key: str) -> str | None:
 
 def position_of(record: dict[str, Any]) -> str:
     return f"{record['SystemModstamp']}|{record['Id']}"
-
-
-def _parent_external_id(spec: FieldSpec) -> str | None:
-    """The external id a `parent` transform links through, if the field is a parent link."""
-    for step in spec.transform:
-        if step.name == "parent":
-            args = step.args
-            return str(args["external_id"] if isinstance(args, dict) else args.external_id)
-    return None
 
 
 @dataclass(frozen=True)
@@ -120,7 +112,7 @@ class SalesforceReads:
 
     @staticmethod
     def _read_path(spec: FieldSpec) -> str:
-        parent_key = _parent_external_id(spec)
+        parent_key = parent_external_id(spec)
         return f"{spec.to}.{parent_key}" if parent_key else spec.to
 
     def by_ids(self, ids: Sequence[str]) -> str:

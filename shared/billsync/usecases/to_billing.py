@@ -34,7 +34,7 @@ from billsync.domain.models import (
 )
 from billsync.domain.rules import infer_origin, is_stale, owner_of
 from billsync.ports import SfUpdate, SfWrite, WritePlan, XrefKey, XrefWrite
-from billsync.usecases.common import external_id, mapping_error, result_for
+from billsync.usecases.common import external_id, mapping_error, result_for, salesforce_values
 from billsync.usecases.context import SyncContext
 from billsync.usecases.salesforce_reads import ID_BATCH, SalesforceReads, parse_sf_datetime, split_external_id
 
@@ -267,6 +267,8 @@ def _writeback(ctx: SyncContext, reads: SalesforceReads, source_key: str, item: 
             item.result = _result(item, Outcome.FAILED, error=mapping_error(exc), billing_id=item.billing.id)
             return []
     item.fingerprints["sf_fields"] = fingerprint(facts)
+    if reads.to_salesforce is not None:
+        facts = salesforce_values(facts, reads.to_salesforce.fields)
     writes: list[SfWrite] = [SfUpdate(item.sf_id, reads.sobject, item.sf_id, {**fields, **facts})]
     for collection, child in reads.children.items():
         sf_children = (item.record.get(child.relationship) or {}).get("records") or []

@@ -34,7 +34,7 @@ from billsync.domain.models import (
 )
 from billsync.domain.rules import Owners, fields_from_billing, infer_origin, is_stale, is_waiting_for_parent
 from billsync.ports import SfDelete, SfUpdate, SfUpsert, SfWrite, SfWriteResult, WritePlan, XrefKey, XrefWrite
-from billsync.usecases.common import external_id, mapping_error, result_for
+from billsync.usecases.common import external_id, mapping_error, result_for, salesforce_values
 from billsync.usecases.context import SyncContext
 
 
@@ -292,7 +292,7 @@ def _plan(mapping: Mapping, source_key: str, now: datetime, items: list[_Item]) 
             else:
                 records.append(SfDelete(key, sf.object, item.sf_id))
             continue
-        fields = dict(item.fields)
+        fields = salesforce_values(item.fields, mapping.fields)
         fields[sf.external_id] = item.parent_key
         if sf.synced_at_field:
             fields[sf.synced_at_field] = now
@@ -313,7 +313,7 @@ def _plan(mapping: Mapping, source_key: str, now: datetime, items: list[_Item]) 
                 assert child.parent_field, "a to_salesforce child names its parent_field"
                 for child_id, child_fields in rows:
                     values = {
-                        **child_fields,
+                        **salesforce_values(child_fields, mapping.children[collection].fields),
                         child.external_id: external_id(source_key, child_id),
                         child.parent_field: {sf.external_id: item.parent_key},
                     }

@@ -1,0 +1,103 @@
+"""Reading and driving the local stack from end-to-end tests, through its real surfaces."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+from simple_salesforce import Salesforce
+
+from local.salesforce.clients import LoginRewritingSession
+from local.stack import DevStack
+
+FUNCTIONS = {
+    "customer": "CustomerFunction",
+    "contact": "ContactFunction",
+    "invoice": "InvoiceFunction",
+    "note": "NoteFunction",
+}
+
+
+def settle(stack: DevStack, timeout: float = 60.0) -> None:
+    """Wait until every webhook was delivered and every queue is drained."""
+    assert stack.invoiced and stack.runtime
+    stack.invoiced.control.wait_for_deliveries(timeout=timeout)
+    stack.runtime.drain(timeout=timeout)
+
+
+def pull(stack: DevStack, object_name: str, direction: str) -> dict[str, Any]:
+    """Fire the object's schedule for one direction, as EventBridge Scheduler would, and wait for it."""
+    assert stack.runtime
+    event = "PullFromBilling" if direction == "to_salesforce" else "PullFromSalesforce"
+    result = stack.runtime.fire_schedule(FUNCTIONS[object_name], event)
+    assert result.ok, result.error
+    stack.runtime.drain(timeout=60)
+    payload: dict[str, Any] = result.payload
+    return payload
+
+
+def records(stack: DevStack, sobject: str, *, deleted: bool = False) -> list[dict[str, Any]]:
+    assert stack.salesforce
+    rows: list[dict[str, Any]] = stack.salesforce.control.dump(sobject, include_deleted=deleted)
+    return rows
+
+
+def one(stack: DevStack, sobject: str, **match: Any) -> dict[str, Any]:
+    found = [r for r in records(stack, sobject) if all(r.get(k) == v for k, v in match.items())]
+    assert len(found) == 1, f"{len(found)} {sobject} records match {match}"
+    return found[0]
+
+
+def sync_log(stack: DevStack, object_name: str) -> list[dict[str, Any]]:
+    """Every sync-log entry of an object, oldest first."""
+    assert stack.runtime
+    client = stack.runtime.boto3_client("dynamodb")
+    table = stack.runtime.outputs["StateTableName"]
+    items = client.scan(TableName=table)["Items"]
+    de = TypeDeserializer()
+    entries = [{k: de.deserialize(v) for k, v in item.items()} for item in items]
+    return sorted((e for e in entries if e["pk"].startswith(f"LOG#{object_name}#")), key=lambda e: e["sk"])
+
+
+def dead_letters(stack: DevStack, object_name: str) -> list[dict[str, Any]]:
+    """The messages in an object's DLQ (read, then made visible again)."""
+    assert stack.runtime
+    sqs = stack.runtime.boto3_client("sqs")
+    url = stack.runtime.outputs[f"{FUNCTIONS[object_name].removesuffix('Function')}DLQUrl"]
+    messages: list[dict[str, Any]] = []
+    while True:
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30).get(
+            "Messages", []
+        )
+        if not batch:
+            break
+        messages.extend(batch)
+    for message in messages:
+        sqs.change_message_visibility(
+            QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def salesforce_user(stack: DevStack) -> Salesforce:
+    """simple-salesforce logged in as a person (not billsync's integration user), by username,
+    password and security token, as an admin's script would."""
+    assert stack.salesforce
+    creds = stack.salesforce.credentials
+    return Salesforce(
+        username=creds["human_username"],
+        password=creds["human_password"],
+        security_token=creds["human_security_token"],
+        session=LoginRewritingSession(stack.salesforce.base_url, stack.salesforce.ca_file),
+    )
+
+
+def linked_customer(stack: DevStack, name: str = "Acme Ltd", **account: Any) -> tuple[int, str]:
+    """An Invoiced customer and the Salesforce account linked to it (by its Invoiced id)."""
+    assert stack.invoiced and stack.salesforce
+    customer = stack.invoiced.control.act("create", "customers", data={"name": name})
+    [account_id] = stack.salesforce.control.seed(
+        "Account", [{"Name": name, "Billing_Id__c": f"main:{customer['id']}", **account}]
+    )
+    return int(customer["id"]), account_id
