@@ -11,7 +11,9 @@ def local_group() -> None:
 
 
 @local_group.command("salesforce")
-@click.option("--port", type=int, default=8443, show_default=True, help="Port on 127.0.0.1 (0 picks a free one).")
+@click.option(
+    "--port", type=int, default=8443, show_default=True, help="Port on 127.0.0.1 (0 picks a free one)."
+)
 @click.option(
     "--ca-file",
     type=click.Path(dir_okay=False),
@@ -27,7 +29,9 @@ def salesforce_command(port: int, ca_file: str) -> None:
 
 
 @local_group.command("invoiced")
-@click.option("--port", type=int, default=8444, show_default=True, help="Port on 127.0.0.1 (0 picks a free one).")
+@click.option(
+    "--port", type=int, default=8444, show_default=True, help="Port on 127.0.0.1 (0 picks a free one)."
+)
 @click.option(
     "--ca-file",
     type=click.Path(dir_okay=False),
