@@ -70,7 +70,12 @@ class DevStack:
             StackOptions(
                 stack_name="billsync-local",
                 parameter_overrides={"Stage": STAGE},
-                env_overrides={"*": {"BILLSYNC_CONFIG": str(self.config_path), "POWERTOOLS_METRICS_NAMESPACE": "billsync-local"}},
+                env_overrides={
+                    "*": {
+                        "BILLSYNC_CONFIG": str(self.config_path),
+                        "POWERTOOLS_METRICS_NAMESPACE": "billsync-local",
+                    }
+                },
                 visibility_timeout_override=s.visibility_timeout,
                 schedules=s.schedules,  # type: ignore[arg-type]
                 schedule_interval_override=s.schedule_interval,
