@@ -72,13 +72,20 @@ class SqsQueues:
         ]
         self._send_batches(url, entries)
 
-    def delay(self, object_name: str, receipt_handle: str, seconds: int) -> None:
+    def delay(self, object_name: str, receipt_handle: str, seconds: int) -> bool:
+        """Back a failed message off; False when SQS refused (the queue's visibility timeout applies then)."""
+        from botocore.exceptions import ClientError
+
         self.requests_made += 1
-        self.client.change_message_visibility(
-            QueueUrl=self.url(object_name),
-            ReceiptHandle=receipt_handle,
-            VisibilityTimeout=min(seconds, MAX_DELAY_SECONDS),
-        )
+        try:
+            self.client.change_message_visibility(
+                QueueUrl=self.url(object_name),
+                ReceiptHandle=receipt_handle,
+                VisibilityTimeout=min(seconds, MAX_DELAY_SECONDS),
+            )
+        except ClientError:
+            return False
+        return True
 
     def _send_batches(self, url: str, entries: list[dict[str, Any]]) -> None:
         for start in range(0, len(entries), SEND_BATCH_LIMIT):
