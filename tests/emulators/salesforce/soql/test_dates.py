@@ -1,7 +1,6 @@
 """Relative date literals against date and dateTime fields, evaluated in UTC at a fixed "now"."""
 
 # Building query text from values is what these tests exercise.
-# ruff: noqa: S608
 
 from __future__ import annotations
 

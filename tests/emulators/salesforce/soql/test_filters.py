@@ -1,7 +1,6 @@
 """WHERE semantics: every operator and literal kind, NULL rules, Ids, parent paths, type checks."""
 
 # Building query text from values is what these tests exercise.
-# ruff: noqa: S608
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """Parsing: literals, escapes, grammar, refusals and Salesforce's located error layout."""
 
 # Building query text from values is what these tests exercise.
-# ruff: noqa: S608
 
 from __future__ import annotations
 

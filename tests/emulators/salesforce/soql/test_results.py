@@ -1,7 +1,6 @@
 """Result rows: shape, parent paths, child subqueries, COUNT(), ORDER BY, LIMIT/OFFSET, schema errors."""
 
 # Building query text from values is what these tests exercise.
-# ruff: noqa: S608
 
 from __future__ import annotations
 
