@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import threading
 import time
@@ -238,24 +237,25 @@ class LocalStack:
             self._sources.append(source)
             source.start()
         if options.schedules == "timer":
-            self._timer = ScheduleTimer(
-                self._wiring.schedules, self._fire, interval=options.schedule_interval_override
-            )
-            self._timer.start()
+            self.start_schedules()
+
+    def start_schedules(self, interval: float | None = None) -> None:
+        """Fire every schedule on its cadence (or every `interval` seconds) from now on."""
+        if self._timer is not None:
+            return
+        every = interval if interval is not None else self.options.schedule_interval_override
+        self._timer = ScheduleTimer(self._wiring.schedules, self._fire, interval=every)
+        self._timer.start()
 
     def _start_moto(self) -> str:
-        from moto.server import ThreadedMotoServer
+        from local.common.aws import LocalAws
 
         werkzeug_log = logging.getLogger("werkzeug")
         if werkzeug_log.level == logging.NOTSET:
             werkzeug_log.setLevel(logging.WARNING)
-        # `reset_state` empties every queue between tests; AWS allows one PurgeQueue a minute per
-        # queue, which the stand-in we start for ourselves need not enforce.
-        os.environ["MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR"] = "false"
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self._moto.start()
-        host, port = self._moto.get_host_and_port()
-        return f"http://{host}:{port}"
+        self._moto = LocalAws().start()
+        endpoint: str = self._moto.endpoint
+        return endpoint
 
     def _runner(self, plan: FunctionPlan) -> FunctionRunner:
         if plan.unavailable is not None or plan.code_dir is None:

@@ -123,6 +123,8 @@ class RecordResult(_Model):
     salesforce_id: str | None = None
     billing_id: str | None = None
     detail: str | None = None
+    # False for billsync's own writes seen again on a pull: nobody changed anything, nothing to log.
+    logged: bool = True
 
     @property
     def retry(self) -> bool:

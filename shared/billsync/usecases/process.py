@@ -30,6 +30,8 @@ from billsync.usecases.outcomes import OutcomeSink
 from billsync.usecases.to_billing import apply_to_billing
 from billsync.usecases.to_salesforce import apply_to_salesforce
 
+PARENT_WAIT_FACTOR = 4
+
 
 @dataclass
 class BatchReport:
@@ -104,9 +106,10 @@ def _settle(
     attempts = message.receive_count
     if result.retry and attempts < max_receive_count:
         settings = ctx.config.sync
-        delay = backoff_seconds(
-            attempts, base=settings.retry_base_seconds, cap=settings.retry_cap_seconds, rng=rng
-        )
+        # A parent usually arrives with the next pull of its own object: wait longer than for a glitch.
+        factor = PARENT_WAIT_FACTOR if result.outcome is Outcome.WAITING_FOR_PARENT else 1
+        base = settings.retry_base_seconds * factor
+        delay = backoff_seconds(attempts, base=base, cap=settings.retry_cap_seconds, rng=rng)
         sink.delay(object_name, message.receipt_handle, delay)
         report.failed_message_ids.append(message.message_id)
         report.delayed += 1
@@ -123,7 +126,8 @@ def _settle(
             ),
         )
         report.dead_lettered += 1
-    sink.log(entry_for(change, result, now, attempts))
+    if result.logged:
+        sink.log(entry_for(change, result, now, attempts))
 
 
 def entry_for(change: Change, result: RecordResult, at: datetime, attempts: int) -> SyncLogEntry:

@@ -30,6 +30,7 @@ from billsync.usecases.to_billing import apply_to_billing
 from billsync.usecases.to_salesforce import apply_to_salesforce
 
 SECONDS_KEPT_FOR_CHECKPOINT = 10.0
+LEASE_MARGIN_SECONDS = 10
 
 
 @dataclass
@@ -74,7 +75,9 @@ def pull(
             continue
         lease = f"{source.key}#{object_name}#{direction.value}"
         owner = uuid.uuid4().hex
-        if not ctx.state.acquire_lease(lease, owner, seconds=max(60, int(seconds_left()) + 60)):
+        # A run cannot outlive its function's timeout: the lease covers the time left and a margin,
+        # so a crashed run blocks the stream only briefly.
+        if not ctx.state.acquire_lease(lease, owner, seconds=int(seconds_left()) + LEASE_MARGIN_SECONDS):
             report.status, report.detail = "busy", "another run of this stream holds its lease"
             continue
         try:
@@ -82,8 +85,10 @@ def pull(
         except BudgetReserveReached as exc:
             report.status, report.detail = "budget", str(exc)
         finally:
-            sink.flush()
-            ctx.state.release_lease(lease, owner)
+            try:
+                sink.flush()
+            finally:
+                ctx.state.release_lease(lease, owner)
     return reports
 
 
@@ -156,26 +161,45 @@ def _pages(
     position: str | None,
 ) -> Iterator[tuple[list[Change], str]]:
     """The window's changes as batches of `Change`, each with the position to resume after it."""
-    size = ctx.config.sync.page_size
     if direction is Direction.TO_SALESFORCE:
-        connector = ctx.connector(source_key)
-        for page in connector.changes(support.name, window, page_size=size, position=position):
-            changes = [
-                Change(
-                    source=source_key,
-                    object=support.name,
-                    direction=direction,
-                    id=r.id,
-                    parent=r.parents.get(support.parent) if support.parent else None,
-                    version=r.version,
-                    deleted=r.state.value == "deleted",
-                    record=None if support.sensitive else r.data,
-                    cause="pull",
-                )
-                for r in page.records
-            ]
-            yield changes, page.position
-        return
+        return _billing_pages(ctx, support, source_key, window, position)
+    return _salesforce_pages(ctx, support, source_key, window, position)
+
+
+def _billing_pages(
+    ctx: SyncContext, support: ObjectSupport, source_key: str, window: Window, position: str | None
+) -> Iterator[tuple[list[Change], str]]:
+    # Billing APIs page smaller than a Salesforce collection (Invoiced: 100): gather pages up to a full
+    # batch, so that each Salesforce request carries as many records as it can.
+    size = ctx.config.sync.page_size
+    batch: list[Change] = []
+    for page in ctx.connector(source_key).changes(support.name, window, page_size=size, position=position):
+        batch.extend(
+            Change(
+                source=source_key,
+                object=support.name,
+                direction=Direction.TO_SALESFORCE,
+                id=r.id,
+                parent=r.parents.get(support.parent) if support.parent else None,
+                version=r.version,
+                deleted=r.state.value == "deleted",
+                record=None if support.sensitive else r.data,
+                cause="pull",
+            )
+            for r in page.records
+        )
+        position = page.position
+        if len(batch) >= size:
+            yield batch, position
+            batch = []
+    if batch:
+        yield batch, position or ""
+
+
+def _salesforce_pages(
+    ctx: SyncContext, support: ObjectSupport, source_key: str, window: Window, position: str | None
+) -> Iterator[tuple[list[Change], str]]:
+    size = ctx.config.sync.page_size
     connector = ctx.connector(source_key)
     reads = SalesforceReads(
         ctx.mappings.require(connector.name, support.name, Direction.TO_BILLING),
@@ -190,7 +214,7 @@ def _pages(
             Change(
                 source=source_key,
                 object=support.name,
-                direction=direction,
+                direction=Direction.TO_BILLING,
                 id=record["Id"],
                 record=None if support.sensitive else record,
                 cause="pull",
@@ -238,4 +262,5 @@ def _settle(
                 support.name,
                 DeadLetter(change=change, error=result.error, attempts=1, first_seen_at=now, failed_at=now),
             )
-        sink.log(entry_for(change, result, now, 1))
+        if result.logged:
+            sink.log(entry_for(change, result, now, 1))

@@ -136,7 +136,9 @@ class SalesforceReads:
                 f"(SystemModstamp > {moment} OR (SystemModstamp = {moment} AND Id > {soql_string(last_id)}))"
             )
         if self.where:
-            conditions.append(f"({self.where})")
+            # Records the mapping sends to billing, and records already linked to billing (an edit of
+            # one the billing system owns must be seen to be logged as ignored).
+            conditions.append(f"(({self.where}) OR {self.external_id} != null)")
         if self.source_field:
             route = f"{self.source_field} = {soql_string(source_key)}"
             conditions.append(f"({route} OR {self.source_field} = null)" if default_source else route)

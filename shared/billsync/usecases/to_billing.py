@@ -157,7 +157,9 @@ def _apply_one(
     if owner is Side.BILLING:
         written = fingerprint(reads.written_fields(record, owners="all"))
         if xref is not None and written == xref.fingerprints.get("sf_fields"):
-            item.result = _result(item, Outcome.SKIPPED_UNCHANGED, detail="billsync's own write")
+            item.result = _result(
+                item, Outcome.SKIPPED_UNCHANGED, detail="billsync's own write", logged=False
+            )
         else:
             item.result = _result(
                 item,
