@@ -37,7 +37,7 @@ class StackSettings:
     schedule_interval: float | None = None
     visibility_timeout: int | None = 2  # seconds a failed message stays invisible locally
     retry_base_seconds: float = 1.0  # local backoff: seconds, not minutes
-    retry_cap_seconds: float = 4.0
+    retry_cap_seconds: float = 15.0
     max_concurrency: int = 2
     echo_logs: bool = False
     sync: dict[str, Any] = field(default_factory=dict)  # overrides of the sync section

@@ -98,6 +98,7 @@ class DynamoState:
             "fps": state.fingerprints or None,
             "children": state.children or None,
             "deleted": state.deleted,
+            "failed_ver": _ms(state.failed_version),
             "rev": state.rev,
             "updated_at": _iso(datetime.now(UTC)),
         }
@@ -115,6 +116,7 @@ class DynamoState:
             fingerprints=dict(plain.get("fps") or {}),
             children={k: dict(v) for k, v in (plain.get("children") or {}).items()},
             deleted=bool(plain.get("deleted", False)),
+            failed_version=_from_ms(plain.get("failed_ver")),
             rev=int(plain.get("rev", 0)),
         )
 

@@ -187,6 +187,9 @@ class XrefState(BaseModel):
         default_factory=dict
     )  # collection -> child billing id -> sf id
     deleted: bool = False
+    # The version (billing updated_at, or Salesforce SystemModstamp) whose permanent failure was
+    # dead-lettered: re-reads of that same version are not dead-lettered again.
+    failed_version: datetime | None = None
     rev: int = 0
 
 

@@ -51,6 +51,7 @@ class _Item:
     billing_id: str | None = None
     fingerprints: dict[str, str] = field(default_factory=dict)
     result: RecordResult | None = None
+    remember_version: bool = False  # a skipped version worth recording, so its re-reads stay silent
 
 
 def apply_to_billing(
@@ -129,6 +130,10 @@ def _collect(
     ]
 
 
+OPERATOR_CAUSES = frozenset({"redrive", "sync_now"})
+NOT_OWNED = "edited in Salesforce, but the billing system owns this record: ignored; its next sync overwrites the edit"
+
+
 def _apply_one(
     ctx: SyncContext,
     connector: BillingConnector,
@@ -139,8 +144,15 @@ def _apply_one(
     writebacks: list[SfWrite],
 ) -> None:
     record, xref = item.record, item.xref
+    forced = any(change.cause in OPERATOR_CAUSES for change in item.changes)
     if xref is not None and is_stale(item.modstamp, xref.salesforce_version):
         item.result = _result(item, Outcome.SKIPPED_STALE, detail="a newer version was already handled")
+        return
+    if xref is not None and not forced and item.modstamp in (xref.salesforce_version, xref.failed_version):
+        # A re-read (a pull's lookback) of a version already handled or dead-lettered.
+        item.result = _result(
+            item, Outcome.SKIPPED_UNCHANGED, detail="this version was already handled", logged=False
+        )
         return
     linked_id = split_external_id(record.get(reads.external_id), source_key)
     item.billing_id = (xref.billing_id if xref else None) or linked_id
@@ -161,11 +173,8 @@ def _apply_one(
                 item, Outcome.SKIPPED_UNCHANGED, detail="billsync's own write", logged=False
             )
         else:
-            item.result = _result(
-                item,
-                Outcome.SKIPPED_NOT_OWNED,
-                detail="edited in Salesforce, but the billing system owns this record: ignored; its next sync overwrites the edit",
-            )
+            item.result = _result(item, Outcome.SKIPPED_NOT_OWNED, detail=NOT_OWNED)
+            item.remember_version = xref is not None
         return
     try:
         mapped = apply_mapping(
@@ -174,27 +183,28 @@ def _apply_one(
     except FieldMappingError as exc:
         item.result = _result(item, Outcome.FAILED, error=mapping_error(exc))
         return
-    payload = _payload(mapped.fields, mapped.children, reads, create=item.billing_id is None)
+    payload = _payload(mapped.fields, mapped.children, reads)
     item.fingerprints["sf_source"] = fingerprint(payload)
     if (
-        xref is not None
+        not forced
+        and xref is not None
         and item.billing_id
         and xref.fingerprints.get("sf_source") == item.fingerprints["sf_source"]
         and "sf_fields" in xref.fingerprints
     ):
-        item.result = _result(item, Outcome.SKIPPED_UNCHANGED, detail="no synced field changed")
+        # billsync's write-back, or an edit of fields that do not sync.
+        item.result = _result(item, Outcome.SKIPPED_UNCHANGED, detail="no synced field changed", logged=False)
+        item.remember_version = True
         return
     if support.billing_parent_fields and all(_empty(payload, path) for path in support.billing_parent_fields):
-        item.result = _result(
-            item,
-            Outcome.WAITING_FOR_PARENT,
-            error=ErrorInfo(
-                code="PARENT_NOT_SYNCED",
-                message=f"its parent is not in the billing system yet ({' or '.join(support.billing_parent_fields)} is empty)",
-                fields=support.billing_parent_fields,
-                retryable=True,
-            ),
+        parents = " or ".join(support.billing_parent_fields)
+        error = ErrorInfo(
+            code="PARENT_NOT_SYNCED",
+            message=f"its parent is not in the billing system yet ({parents} is empty)",
+            fields=support.billing_parent_fields,
+            retryable=True,
         )
+        item.result = _result(item, Outcome.WAITING_FOR_PARENT, error=error)
         return
     try:
         if item.billing_id:
@@ -205,17 +215,15 @@ def _apply_one(
             item.billing = connector.create(support.name, payload, idempotency_key=key)
     except BillingApiError as exc:
         fields = (exc.field,) if exc.field else ()
-        item.result = _result(
-            item,
-            Outcome.FAILED,
-            error=ErrorInfo(code=exc.code, message=exc.message, fields=fields, retryable=exc.retryable),
-        )
+        error = ErrorInfo(code=exc.code, message=exc.message, fields=fields, retryable=exc.retryable)
+        item.result = _result(item, Outcome.FAILED, error=error)
         return
     item.billing_id = item.billing.id
     writebacks.extend(_writeback(ctx, reads, source_key, item))
 
 
 def _deleted(connector: BillingConnector, support: ObjectSupport, item: _Item, owner: Side) -> None:
+    item.remember_version = item.xref is not None  # a deletion is handled once, whatever the outcome
     if owner is Side.BILLING:
         item.result = _result(
             item,
@@ -281,14 +289,15 @@ def _writeback(ctx: SyncContext, reads: SalesforceReads, source_key: str, item: 
                 continue
             value = external_id(source_key, str(child_id))
             if sf_child.get(child.external_id) != value:
-                writes.append(
-                    SfUpdate(
-                        f"{item.sf_id}/{collection}/{sf_child['Id']}",
-                        child.sobject,
-                        sf_child["Id"],
-                        {child.external_id: value},
-                    )
-                )
+                key = f"{item.sf_id}/{collection}/{sf_child['Id']}"
+                writes.append(SfUpdate(key, child.sobject, sf_child["Id"], {child.external_id: value}))
+                sf_child[child.external_id] = value
+    # What the next pull will read once these writes land: its payload is what billing now holds.
+    item.record[reads.external_id] = fields[reads.external_id]
+    mapped = apply_mapping(
+        reads.to_billing, item.record, MappingContext(source_key=source_key, record_id=item.sf_id)
+    )
+    item.fingerprints["sf_source"] = fingerprint(_payload(mapped.fields, mapped.children, reads))
     return writes
 
 
@@ -300,73 +309,76 @@ def _settle(
     items: list[_Item],
     outcomes: dict[str, Any],
 ) -> None:
+    """Results and cross-references: what was applied, what billing assigned, which versions were seen."""
     writes: list[XrefWrite] = []
+    must_hold: set[int] = set()  # writes whose loss turns an applied record into a retry
     for item in items:
-        writeback_error: ErrorInfo | None = None
-        if item.billing is not None:
-            for key, outcome in outcomes.items():
-                if (
-                    (key == item.sf_id or key.startswith(f"{item.sf_id}/"))
-                    and not outcome.ok
-                    and writeback_error is None
-                ):
-                    writeback_error = outcome.error
         if item.result is None:
-            if writeback_error is not None:
-                item.result = _result(item, Outcome.FAILED, error=writeback_error, billing_id=item.billing_id)
-            else:
-                detail = (
-                    "created in the billing system"
-                    if item.xref is None or not item.xref.billing_id
-                    else "updated in the billing system"
-                )
-                item.result = _result(item, Outcome.APPLIED, billing_id=item.billing_id, detail=detail)
-        if item.result.outcome not in {Outcome.APPLIED, Outcome.FAILED} or (
-            item.result.outcome is Outcome.FAILED and item.billing is None
-        ):
+            item.result = _writeback_result(item, outcomes)
+        state = _next_state(source_key, object_name, item)
+        if state is None:
             continue
-        xref = item.xref
-        fingerprints = dict(xref.fingerprints) if xref else {}
-        if item.result.outcome is Outcome.APPLIED:
-            fingerprints.update(item.fingerprints)
-        deleted = bool(item.record.get("IsDeleted"))
-        state = XrefState(
-            source=source_key,
-            object=object_name,
-            billing_id=item.billing_id,
-            salesforce_id=item.sf_id,
-            origin=item.origin,
-            billing_version=item.billing.version
-            if item.billing
-            else (xref.billing_version if xref else None),
-            salesforce_version=item.modstamp,
-            fingerprints=fingerprints,
-            children=xref.children if xref else {},
-            deleted=deleted,
-            rev=xref.rev if xref else 0,
-        )
-        writes.append(XrefWrite(state, expected_rev=xref.rev if xref else 0))
-    lost = {id(w.state) for w in ctx.state.put_xrefs(writes)}
+        write = XrefWrite(state, expected_rev=item.xref.rev if item.xref else 0)
+        writes.append(write)
+        if item.billing is not None:
+            must_hold.add(id(write.state))
+    lost = {id(w.state) for w in ctx.state.put_xrefs(writes)} & must_hold
     for write in writes:
         if id(write.state) in lost:
             item = next(i for i in items if i.sf_id == write.state.salesforce_id)
-            item.result = _result(
-                item,
-                Outcome.FAILED,
-                billing_id=item.billing_id,
-                error=ErrorInfo(
-                    code="CONCURRENT_UPDATE",
-                    message="another worker updated this record at the same time",
-                    retryable=True,
-                ),
+            error = ErrorInfo(
+                code="CONCURRENT_UPDATE",
+                message="another worker updated this record at the same time",
+                retryable=True,
             )
+            item.result = _result(item, Outcome.FAILED, billing_id=item.billing_id, error=error)
+
+
+def _writeback_result(item: _Item, outcomes: dict[str, Any]) -> RecordResult:
+    for key, outcome in outcomes.items():
+        if (key == item.sf_id or key.startswith(f"{item.sf_id}/")) and not outcome.ok:
+            return _result(item, Outcome.FAILED, error=outcome.error, billing_id=item.billing_id)
+    created = item.xref is None or not item.xref.billing_id
+    detail = "created in the billing system" if created else "updated in the billing system"
+    return _result(item, Outcome.APPLIED, billing_id=item.billing_id, detail=detail)
+
+
+def _next_state(source_key: str, object_name: str, item: _Item) -> XrefState | None:
+    """The cross-reference after this record, or None when there is nothing worth recording."""
+    result, xref = item.result, item.xref
+    assert result is not None
+    applied = result.outcome is Outcome.APPLIED
+    failed_for_good = result.outcome is Outcome.FAILED and not result.retry
+    if not (applied or failed_for_good or item.billing is not None or item.remember_version):
+        return None
+    base = xref or XrefState(
+        source=source_key, object=object_name, salesforce_id=item.sf_id, origin=item.origin
+    )
+    changes: dict[str, Any] = {"origin": base.origin or item.origin}
+    if item.billing_id:
+        changes["billing_id"] = item.billing_id
+    if item.billing is not None:
+        changes["billing_version"] = item.billing.version
+    if applied:
+        changes |= {
+            "salesforce_version": item.modstamp,
+            "fingerprints": {**base.fingerprints, **item.fingerprints},
+            "deleted": bool(item.record.get("IsDeleted")),
+            "failed_version": None,
+        }
+    elif failed_for_good:
+        changes["failed_version"] = item.modstamp
+    elif item.remember_version:
+        changes["salesforce_version"] = item.modstamp
+    return base.model_copy(update=changes)
 
 
 def _payload(
-    fields: dict[str, Any], children: dict[str, list[Any]], reads: SalesforceReads, *, create: bool
+    fields: dict[str, Any], children: dict[str, list[Any]], reads: SalesforceReads
 ) -> dict[str, Any]:
-    """The billing payload: on create, empty values are left out (the billing system's defaults apply)."""
-    payload = _without_none(fields) if create else dict(fields)
+    """The billing payload. Empty values are left out: the billing system keeps (or defaults) them, and
+    it refuses null for fields it requires. Clearing a field in Salesforce does not clear it in billing."""
+    payload = _without_none(fields)
     for collection, rows in children.items():
         payload[reads.children[collection].billing_path] = [_without_none(dict(row.fields)) for row in rows]
     return payload

@@ -57,6 +57,7 @@ class _Item:
     parent_key: str = ""
     result: RecordResult | None = None
     tied: bool = False  # same version as applied, different content: re-read before writing
+    settled: bool = False  # its cross-reference was written with the batch
 
 
 def apply_to_salesforce(
@@ -76,6 +77,7 @@ def apply_to_salesforce(
         lost = _settle(
             ctx, mapping, source_key, object_name, [i for i in items if i.result is None], outcomes
         )
+        _remember_failures(ctx, source_key, object_name, [i for i in items if i not in lost])
         for item in items:
             if item in lost:
                 continue
@@ -158,14 +160,27 @@ def _from_payload(connector: BillingConnector, object_name: str, change: Change)
 # ------------------------------------------------------------------------------------- decide
 
 
+OPERATOR_CAUSES = frozenset({"redrive", "sync_now"})
+
+
 def _decide(
     ctx: SyncContext, mapping: Mapping, support: ObjectSupport, source_key: str, items: list[_Item]
 ) -> None:
     delete_policy = ctx.config.object_settings(support.name).delete_policy
     for item in items:
         record, xref = item.record, item.xref
+        forced = any(change.cause in OPERATOR_CAUSES for change in item.changes)
         if xref is not None and is_stale(record.version, xref.billing_version):
             item.result = _result(item, Outcome.SKIPPED_STALE, detail="a newer version was already applied")
+            continue
+        if xref is not None and xref.failed_version == record.version and not forced:
+            # A re-read (a pull's lookback, a repeated event) of a version already dead-lettered.
+            item.result = _result(
+                item,
+                Outcome.SKIPPED_UNCHANGED,
+                detail="this version is in the dead-letter queue",
+                logged=False,
+            )
             continue
         item.origin = (xref.origin if xref and xref.origin else None) or infer_origin(
             Side.BILLING, billing_remembers_salesforce_id=bool(record.salesforce_id)
@@ -180,31 +195,30 @@ def _decide(
             _decide_deletion(item, mapping, delete_policy)
             continue
         if item.owners == "billing" and not item.sf_id:
-            item.result = _result(
-                item,
-                Outcome.SKIPPED_NOT_OWNED,
-                detail="no Salesforce record is linked to this billing record",
-            )
+            detail = "no Salesforce record is linked to this billing record"
+            item.result = _result(item, Outcome.SKIPPED_NOT_OWNED, detail=detail)
             continue
         try:
-            mapped = apply_mapping(
-                mapping,
-                record.data,
-                MappingContext(source_key=source_key, record_id=record.id),
-                owners=item.owners,
-            )
+            context = MappingContext(source_key=source_key, record_id=record.id)
+            mapped = apply_mapping(mapping, record.data, context, owners=item.owners)
         except FieldMappingError as exc:
             item.result = _result(item, Outcome.FAILED, error=mapping_error(exc))
             continue
         _take_mapped(item, mapped, source_key)
-        if (
-            xref is not None
-            and not xref.deleted
-            and xref.fingerprints.get("sf_written") == item.fingerprints["sf_written"]
-        ):
+        if xref is None or xref.deleted or forced:
+            continue
+        if xref.fingerprints.get("sf_written") == item.fingerprints["sf_written"]:
+            # Same content: a re-read of the applied version is silent; a newer one is worth a line.
+            same_version = record.version == xref.billing_version
             item.result = _result(
-                item, Outcome.SKIPPED_UNCHANGED, detail="Salesforce already holds this version"
+                item,
+                Outcome.SKIPPED_UNCHANGED,
+                detail="Salesforce already holds this version",
+                logged=not same_version,
             )
+        elif record.version == xref.billing_version and not item.tied:
+            # Two states stamped in the same second: only the billing system knows which is newer.
+            item.tied = True
 
 
 def _reread_ties(
@@ -387,11 +401,15 @@ def _settle(
             fingerprints=fingerprints,
             children=children,
             deleted=item.record.state is RecordState.DELETED,
+            failed_version=item.record.version
+            if child_error is not None and not child_error.retryable
+            else None,
             rev=xref.rev if xref else 0,
         )
         write = XrefWrite(state, expected_rev=xref.rev if xref else 0)
         writes.append(write)
         by_write[id(write)] = item
+        item.settled = True
         if child_error is not None:
             item.result = _failure(item, child_error, salesforce_id=sf_id)
         else:
@@ -403,6 +421,24 @@ def _settle(
             item.result = _result(item, Outcome.APPLIED, salesforce_id=sf_id, detail=detail)
     lost = ctx.state.put_xrefs(writes)
     return [by_write[id(w)] for w in lost]
+
+
+def _remember_failures(ctx: SyncContext, source_key: str, object_name: str, items: list[_Item]) -> None:
+    """Record the version of each permanent failure, so that re-reads of it are not dead-lettered again."""
+    writes = []
+    for item in items:
+        result = item.result
+        if item.settled or result is None or result.outcome is not Outcome.FAILED or result.retry:
+            continue
+        xref = item.xref
+        base = xref or XrefState(
+            source=source_key, object=object_name, billing_id=item.record.id, origin=item.origin
+        )
+        if result.salesforce_id and not base.salesforce_id:
+            base = base.model_copy(update={"salesforce_id": result.salesforce_id})
+        state = base.model_copy(update={"failed_version": item.record.version, "rev": base.rev})
+        writes.append(XrefWrite(state, expected_rev=xref.rev if xref else 0))
+    ctx.state.put_xrefs(writes)  # a lost race means someone else just wrote this record: nothing to keep
 
 
 def _children_outcome(
