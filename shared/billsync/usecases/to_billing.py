@@ -168,13 +168,17 @@ def _apply_one(
         return
     if owner is Side.BILLING:
         written = fingerprint(reads.written_fields(record, owners="all"))
-        if xref is not None and written == xref.fingerprints.get("sf_fields"):
-            item.result = _result(
-                item, Outcome.SKIPPED_UNCHANGED, detail="billsync's own write", logged=False
-            )
+        if xref is None:
+            # First sight of a record linked to billing: remember the link and what it holds now.
+            item.fingerprints["sf_fields"] = written
+            detail = "linked to its billing record"
+            item.result = _result(item, Outcome.SKIPPED_UNCHANGED, detail=detail, logged=False)
+        elif written == xref.fingerprints.get("sf_fields"):
+            detail = "billsync's own write"
+            item.result = _result(item, Outcome.SKIPPED_UNCHANGED, detail=detail, logged=False)
         else:
             item.result = _result(item, Outcome.SKIPPED_NOT_OWNED, detail=NOT_OWNED)
-            item.remember_version = xref is not None
+        item.remember_version = True
         return
     try:
         mapped = apply_mapping(
@@ -370,6 +374,8 @@ def _next_state(source_key: str, object_name: str, item: _Item) -> XrefState | N
         changes["failed_version"] = item.modstamp
     elif item.remember_version:
         changes["salesforce_version"] = item.modstamp
+        if xref is None:
+            changes["fingerprints"] = dict(item.fingerprints)
     return base.model_copy(update=changes)
 
 
