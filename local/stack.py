@@ -39,6 +39,7 @@ class StackSettings:
     retry_base_seconds: float = 1.0  # local backoff: seconds, not minutes
     retry_cap_seconds: float = 15.0
     max_concurrency: int = 2
+    function_timeout: float | None = None  # override every function's Timeout (crash tests)
     echo_logs: bool = False
     sync: dict[str, Any] = field(default_factory=dict)  # overrides of the sync section
     objects: dict[str, Any] = field(default_factory=dict)
@@ -80,6 +81,7 @@ class DevStack:
                 schedules=s.schedules,  # type: ignore[arg-type]
                 schedule_interval_override=s.schedule_interval,
                 max_concurrency=s.max_concurrency,
+                timeout_override=s.function_timeout,
                 logs_dir=self.workdir / "logs",
                 echo_logs=s.echo_logs,
             ),

@@ -85,6 +85,7 @@ def plan_function(
     *,
     endpoint: str,
     overrides: Mapping[str, Mapping[str, str]],
+    timeout_override: float | None = None,
 ) -> FunctionPlan:
     """Resolve a function's code location, handler, limits, environment, layers and async settings."""
     template = refs.template
@@ -95,7 +96,7 @@ def plan_function(
     name, arn = described.physical_name, described.arn or ""
     runtime = to_text(properties.get("Runtime", ""))
     handler = to_text(properties.get("Handler", ""))
-    timeout = float(to_text(properties.get("Timeout", 3)))
+    timeout = timeout_override or float(to_text(properties.get("Timeout", 3)))
     memory = int(to_text(properties.get("MemorySize", 128)))
     notes: list[NotEmulated] = []
     unavailable = _unavailable(properties, runtime)

@@ -84,6 +84,7 @@ class StackOptions:
     async_retry_delay: float = 0.0  # pause before each asynchronous retry (Lambda waits minutes)
     import_values: dict[str, str] = field(default_factory=dict)  # answers Fn::ImportValue
     python: str | None = None  # interpreter for workers; default: this one
+    timeout_override: float | None = None  # every function's Timeout (seconds), for tests that crash runs
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,13 @@ class LocalStack:
         refs.provision()
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         for function in self.template.of_type(FUNCTION_TYPE):
-            plan = plan_function(function, refs, endpoint=self._endpoint, overrides=options.env_overrides)
+            plan = plan_function(
+                function,
+                refs,
+                endpoint=self._endpoint,
+                overrides=options.env_overrides,
+                timeout_override=options.timeout_override,
+            )
             self._plans[function.logical_id] = plan
             self._runners[function.logical_id] = self._runner(plan)
         self._wiring = wire_events(

@@ -6,7 +6,7 @@ never faulted. `Control` is also the in-process handle tests use (``emulator.con
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -57,6 +57,11 @@ class Control:
 
     def reset(self) -> None:
         self._org.reset()
+        self._org.after_commit = None
+
+    def on_commit(self, hook: Callable[[list[str]], None] | None) -> None:
+        """Call `hook` with the written records' ids after each committed write, before its response."""
+        self._org.after_commit = hook
 
     def seed(
         self,

@@ -57,6 +57,9 @@ class Org:
         self.initial_settings = settings.copy()
         self.settings = settings.copy()
         self.on_change_event = settings.on_change_event
+        # Called with the records' ids after a write commits and before its response is sent (tests
+        # use it to crash a client between its Salesforce write and anything it does next).
+        self.after_commit: Callable[[list[str]], None] | None = None
         self.schema: Schema = load_schema(
             metadata_dir, enforce_permission_sets=settings.enforce_permission_sets
         )
@@ -266,6 +269,9 @@ class Org:
         with self.store.transaction(user_id, self.clock.now(), origin) as txn:
             result = body(txn)
             changes = [] if txn.rolled_back else list(txn.changes)
+        hook = self.after_commit
+        if hook is not None and changes:
+            hook([change.record_id for change in changes])
         if changes and self.settings.cdc_enabled:
             envelopes = build_events(
                 changes,
