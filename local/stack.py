@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO / "template.yaml"
 STAGE = "local"
 SOURCE_KEY = "main"
+SECOND_SOURCE_KEY = "eu"  # a second Invoiced entity: the emulator's sandbox account
 STATE_FILE = Path(".billsync/local/stack.json")
 
 
@@ -56,6 +57,7 @@ class DevStack:
         self.invoiced: InvoicedEmulator | None = None
         self.runtime: LocalStack | None = None
         self.config_path = self.workdir / "billsync.yaml"
+        self._reconfigured = False
 
     # ------------------------------------------------------------------------------ lifecycle
 
@@ -108,12 +110,34 @@ class DevStack:
         self.salesforce.control.reset()
         self.invoiced.control.reset()
         self.register_webhook()
+        if self._reconfigured:
+            self.reconfigure()
+
+    def reconfigure(
+        self, overrides: dict[str, Any] | None = None, *, sources: tuple[str, ...] = (SOURCE_KEY,)
+    ) -> None:
+        """Deploy a new configuration: write it and start fresh function environments, which read it."""
+        assert self.runtime
+        self.write_config(overrides, sources=sources)
+        self.register_webhook(sources)
+        for function in self.runtime.functions:
+            self.runtime.kill_worker(function)
+        self._reconfigured = bool(overrides) or sources != (SOURCE_KEY,)
 
     # ------------------------------------------------------------------------------ wiring
 
-    def local_config(self) -> dict[str, Any]:
+    def _accounts(self) -> dict[str, tuple[str, str, str]]:
+        """The Invoiced entities a local stack can sync: key -> (emulator account, base URL, API key)."""
+        assert self.invoiced
+        return {
+            SOURCE_KEY: ("production", self.invoiced.base_url, self.invoiced.api_key),
+            SECOND_SOURCE_KEY: ("sandbox", self.invoiced.sandbox_base_url, self.invoiced.sandbox_api_key),
+        }
+
+    def local_config(self, sources: tuple[str, ...] = (SOURCE_KEY,)) -> dict[str, Any]:
         assert self.ca and self.invoiced
         s = self.settings
+        accounts = self._accounts()
         return {
             "salesforce": {
                 "secret": f"billsync/{STAGE}/salesforce",
@@ -130,19 +154,22 @@ class DevStack:
             },
             "sources": [
                 {
-                    "key": SOURCE_KEY,
+                    "key": key,
                     "connector": "invoiced",
-                    "default": True,
-                    "secret": f"billsync/{STAGE}/invoiced/{SOURCE_KEY}",
-                    "settings": {"base_url": self.invoiced.base_url},
+                    "default": key == SOURCE_KEY,
+                    "secret": f"billsync/{STAGE}/invoiced/{key}",
+                    "settings": {"base_url": accounts[key][1]},
                     "tls_ca_file": str(self.ca.ca_file),
                 }
+                for key in sources
             ],
             "objects": s.objects,
         }
 
-    def write_config(self, overrides: dict[str, Any] | None = None) -> None:
-        config = self.local_config()
+    def write_config(
+        self, overrides: dict[str, Any] | None = None, *, sources: tuple[str, ...] = (SOURCE_KEY,)
+    ) -> None:
+        config = self.local_config(sources)
         for section, values in (overrides or {}).items():
             config[section] = {**config.get(section, {}), **values} if isinstance(values, dict) else values
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -150,18 +177,19 @@ class DevStack:
     def put_secrets(self) -> None:
         assert self.runtime and self.salesforce and self.invoiced
         creds = self.salesforce.credentials
-        values = {
+        values: dict[str, dict[str, Any]] = {
             f"billsync/{STAGE}/salesforce": {
                 "auth": "client_credentials",
                 "login_url": self.salesforce.base_url,
                 "consumer_key": creds["consumer_key"],
                 "consumer_secret": creds["consumer_secret"],
             },
-            f"billsync/{STAGE}/invoiced/{SOURCE_KEY}": {
-                "api_key": self.invoiced.api_key,
-                "webhook_secrets": [self.settings.webhook_secret],
-            },
         }
+        for key, (_, _, api_key) in self._accounts().items():
+            values[f"billsync/{STAGE}/invoiced/{key}"] = {
+                "api_key": api_key,
+                "webhook_secrets": [self.settings.webhook_secret],
+            }
         client = self.runtime.boto3_client("secretsmanager")
         for name, value in values.items():
             try:
@@ -169,14 +197,23 @@ class DevStack:
             except client.exceptions.ResourceExistsException:
                 client.put_secret_value(SecretId=name, SecretString=json.dumps(value))
 
+    def source_webhook_url(self, key: str) -> str:
+        assert self.runtime
+        return f"{self.runtime.api_url}/webhooks/{key}"
+
     @property
     def webhook_url(self) -> str:
-        assert self.runtime
-        return f"{self.runtime.api_url}/webhooks/{SOURCE_KEY}"
+        return self.source_webhook_url(SOURCE_KEY)
 
-    def register_webhook(self) -> None:
+    def register_webhook(self, sources: tuple[str, ...] = (SOURCE_KEY,)) -> None:
+        """Point each source's Invoiced account at the stack's webhook URL (once per account)."""
         assert self.invoiced
-        self.invoiced.control.add_webhook(self.webhook_url, self.settings.webhook_secret)
+        accounts = self._accounts()
+        registered = {(w["account"], w["url"]) for w in self.invoiced.control.webhooks()}
+        for key in sources:
+            account, url = accounts[key][0], self.source_webhook_url(key)
+            if (account, url) not in registered:
+                self.invoiced.control.add_webhook(url, self.settings.webhook_secret, account=account)
 
     def write_state_file(self, path: Path = STATE_FILE) -> Path:
         """Record the running stack's endpoints so `billsync --local ...` can reach it."""
