@@ -1,0 +1,5 @@
+"""The payment sync function: its queue and its scheduled pulls (see template.yaml)."""
+
+from billsync.handlers import sync_handler
+
+lambda_handler = sync_handler("payment")
