@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ def test_every_function_and_trigger_has_a_sample_event(stack: DevStack) -> None:
     assert stack.runtime
     for schedule in stack.runtime.schedules:
         scheduled = json.loads(schedule.input)
-        object_name = schedule.function_id.removesuffix("Function").lower()
+        object_name = re.sub(r"(?<!^)(?=[A-Z])", "_", schedule.function_id.removesuffix("Function")).lower()
         sample = load(f"{object_name}/pull-{scheduled['direction'].replace('_', '-')}.json")
         assert sample == scheduled, f"{schedule.function_id} {schedule.event_name}"
     for object_name, function in FUNCTIONS.items():
