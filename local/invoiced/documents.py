@@ -336,6 +336,21 @@ class DocumentService(Service):
         self.remove(rec, actor)
         return None
 
+    def settled(self, rec: Record) -> bool:
+        """True when time can no longer change the document's status."""
+        return True
+
+    def refresh_statuses(self, actor: Actor) -> None:
+        """Invoiced's nightly status update: invoices past their due date become past_due, estimates
+        past their expiration date become expired; each change is an `<object>.updated` event."""
+        for rec in list(self.table.values()):
+            if rec["voided"] or rec["draft"] or self.settled(rec):
+                continue
+            status = self.status(rec)
+            if status != rec["status"]:
+                with self.acct.tracking(actor, self, rec):
+                    rec["status"] = status
+
 
 class Invoices(DocumentService):
     collection = "invoices"
@@ -528,15 +543,8 @@ class Invoices(DocumentService):
         if rec["amount_paid"] > 0:
             raise invalid("This invoice cannot be voided because it has a payment applied.")
 
-    def refresh_statuses(self, actor: Actor) -> None:
-        """Move open invoices whose due date has passed to past_due (Invoiced's nightly status update)."""
-        for rec in list(self.table.values()):
-            if rec["voided"] or rec["draft"] or rec["paid"]:
-                continue
-            status = self.status(rec)
-            if status != rec["status"]:
-                with self.acct.tracking(actor, self, rec):
-                    rec["status"] = status
+    def settled(self, rec: Record) -> bool:
+        return bool(rec["paid"])
 
 
 class CreditNotes(DocumentService):
@@ -737,6 +745,9 @@ class Estimates(DocumentService):
         if rec["sent"]:
             return "sent"
         return "not_sent"
+
+    def settled(self, rec: Record) -> bool:
+        return bool(rec["closed"] or rec["invoice"])
 
     def check_voidable(self, rec: Record) -> None:
         if rec["invoice"]:

@@ -196,3 +196,4 @@ class Runtime:
         for acct in self.accounts.values():
             with acct.lock:
                 acct.invoices.refresh_statuses(Actor.api())
+                acct.estimates.refresh_statuses(Actor.api())

@@ -164,7 +164,7 @@ def _apply_one(
     )
     owner = owner_of(support.ownership, item.origin)
     if record.get("IsDeleted"):
-        _deleted(connector, support, item, owner)
+        _deleted(connector, support, item, owner, _billing_parent(reads, support, source_key, item))
         return
     if owner is Side.BILLING:
         written = fingerprint(reads.written_fields(record, owners="all"))
@@ -226,7 +226,24 @@ def _apply_one(
     writebacks.extend(_writeback(ctx, reads, source_key, item))
 
 
-def _deleted(connector: BillingConnector, support: ObjectSupport, item: _Item, owner: Side) -> None:
+def _billing_parent(
+    reads: SalesforceReads, support: ObjectSupport, source_key: str, item: _Item
+) -> str | None:
+    """The billing id of a record's parent, for APIs that nest records under it (contacts, cards)."""
+    if not support.billing_parent_fields:
+        return None
+    try:
+        mapped = apply_mapping(
+            reads.to_billing, item.record, MappingContext(source_key=source_key, record_id=item.sf_id)
+        )
+    except FieldMappingError:
+        return None
+    return _first_value(_payload(mapped.fields, mapped.children, reads), support.billing_parent_fields)
+
+
+def _deleted(
+    connector: BillingConnector, support: ObjectSupport, item: _Item, owner: Side, parent: str | None
+) -> None:
     item.remember_version = item.xref is not None  # a deletion is handled once, whatever the outcome
     if owner is Side.BILLING:
         item.result = _result(
@@ -248,7 +265,9 @@ def _deleted(connector: BillingConnector, support: ObjectSupport, item: _Item, o
         )
     else:
         try:
-            connector.delete(support.name, item.billing_id, mode=support.on_salesforce_delete)
+            connector.delete(
+                support.name, item.billing_id, mode=support.on_salesforce_delete, parent_id=parent
+            )
         except BillingApiError as exc:
             item.result = _result(
                 item,

@@ -11,7 +11,7 @@ Writes use an `Idempotency-Key`, so a retried create never makes a second record
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -36,6 +36,7 @@ MAX_PER_PAGE = 100
 SIGNATURE_HEADER = "x-invoiced-signature"
 
 BOTH = frozenset({Direction.TO_SALESFORCE, Direction.TO_BILLING})
+TO_SALESFORCE = frozenset({Direction.TO_SALESFORCE})
 TO_BILLING = frozenset({Direction.TO_BILLING})
 
 
@@ -49,6 +50,15 @@ class _Resource:
     parent_key: str | None = None  # payload key holding the parent's id
     include: str | None = None
     void_path: str | None = None
+    # Where one record lives when that is not under `collection` (payment sources are created under
+    # /payment_sources but deleted as /cards/:id or /bank_accounts/:id).
+    item_collection: str | None = None
+    # Invoiced's DELETE cancels subscriptions and voids payments: their `<object>.deleted` event carries
+    # a record that still exists, in its new state.
+    delete_is_state_change: bool = False
+    # The body Invoiced needs to create one (payment sources: the kind of source the token is for).
+    create_defaults: tuple[tuple[str, Any], ...] = ()
+    reshape: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # payload → the mapped shape
 
     @property
     def name(self) -> str:
@@ -58,8 +68,47 @@ class _Resource:
     def deleted_event(self) -> str:
         return f"{self.event_object}.deleted"
 
+    def is_deletion(self, event_type: str) -> bool:
+        return event_type == self.deleted_event and not self.delete_is_state_change
+
 
 def _resources() -> dict[str, _Resource]:
+    def document(name: str, directions: frozenset[Direction], delete: Literal["ignore", "void"]) -> _Resource:
+        """Invoices, credit notes and estimates: customer documents with line items and a void action."""
+        support = ObjectSupport(
+            name,
+            directions,
+            Ownership.ORIGIN,
+            parent="customer",
+            billing_parent_fields=("customer",),
+            on_salesforce_delete=delete,
+        )
+        return _Resource(support, f"/{name}s", name, parent_key="customer", void_path=f"/{name}s/{{id}}/void")
+
+    def payment_source(name: str, method: str) -> _Resource:
+        """Cards and bank accounts: created on a customer from a gateway token, never read back."""
+        support = ObjectSupport(
+            name,
+            TO_BILLING,
+            Ownership.SALESFORCE,
+            parent="customer",
+            billing_parent_fields=("customer",),
+            sensitive=True,
+            on_salesforce_delete="delete",
+        )
+        return _Resource(
+            support,
+            "/customers/{parent}/payment_sources",
+            "payment_source",
+            parent_key="customer",
+            item_collection=f"/customers/{{parent}}/{name}s",
+            create_defaults=(("method", method),),
+        )
+
+    def to_salesforce_only(name: str, **options: Any) -> _Resource:
+        support = ObjectSupport(name, TO_SALESFORCE, Ownership.BILLING, parent="customer")
+        return _Resource(support, f"/{name}s", name, parent_key="customer", **options)
+
     resources = [
         _Resource(
             ObjectSupport("customer", BOTH, Ownership.ORIGIN, creates_in_salesforce=False),
@@ -79,20 +128,7 @@ def _resources() -> dict[str, _Resource]:
             "contact",
             parent_key="customer",
         ),
-        _Resource(
-            ObjectSupport(
-                "invoice",
-                BOTH,
-                Ownership.ORIGIN,
-                parent="customer",
-                billing_parent_fields=("customer",),
-                on_salesforce_delete="void",
-            ),
-            "/invoices",
-            "invoice",
-            parent_key="customer",
-            void_path="/invoices/{id}/void",
-        ),
+        document("invoice", BOTH, "void"),
         _Resource(
             ObjectSupport(
                 "note",
@@ -106,8 +142,30 @@ def _resources() -> dict[str, _Resource]:
             "note",
             parent_key="customer",
         ),
+        to_salesforce_only("credit_note", void_path="/credit_notes/{id}/void"),
+        document("estimate", BOTH, "void"),
+        to_salesforce_only("subscription", delete_is_state_change=True, reshape=_subscription_items),
+        to_salesforce_only("payment", include="applied_to", delete_is_state_change=True),
+        payment_source("card", "credit_card"),
+        payment_source("bank_account", "ach"),
     ]
     return {r.name: r for r in resources}
+
+
+def _subscription_items(payload: dict[str, Any]) -> dict[str, Any]:
+    """A subscription's plan and add-ons as one list of items (`items`), the plan first.
+
+    The plan is not a list entry in Invoiced; its item takes the id `<subscription id>-plan`.
+    """
+    plan = {
+        "id": f"{payload['id']}-plan",
+        "type": "plan",
+        "plan": payload.get("plan"),
+        "quantity": payload.get("quantity"),
+        "description": None,
+    }
+    addons = [{**addon, "type": "addon"} for addon in payload.get("addons") or [] if isinstance(addon, dict)]
+    return {**payload, "items": [plan, *addons]}
 
 
 def _unix(value: Any) -> datetime | None:
@@ -227,6 +285,8 @@ class InvoicedConnector:
     ) -> SourceRecord:
         resource = self.resource(object_name)
         payload = _collapse_expanded(payload)
+        if resource.reshape is not None:
+            payload = resource.reshape(payload)
         version = _unix(payload.get("updated_at")) or _unix(payload.get("created_at"))
         if version is None:
             raise ValueError("no updated_at or created_at")
@@ -250,7 +310,7 @@ class InvoicedConnector:
     def record_from_event(
         self, resource: _Resource, event_type: str, payload: Mapping[str, Any], occurred_at: datetime | None
     ) -> SourceRecord:
-        deleted = event_type == resource.deleted_event
+        deleted = resource.is_deletion(event_type)
         record = self.to_record(resource.name, payload, deleted=deleted)
         if deleted and occurred_at is not None and occurred_at > record.version:
             record = record.model_copy(update={"version": occurred_at})
@@ -341,7 +401,12 @@ class InvoicedConnector:
 
     def _fetch_one(self, resource: _Resource, record_id: str, parent: str | None) -> SourceRecord | None:
         if resource.name == "note":
-            return self._fetch_note(record_id, parent)
+            # Invoiced has no endpoint for one note: read the notes of its parent (or all notes).
+            return self._find_in_list(
+                resource, f"/customers/{parent}/notes" if parent else "/notes", record_id
+            )
+        if resource.item_collection is not None:  # payment sources: listed per customer only
+            return self._find_in_list(resource, self._collection(resource, parent), record_id)
         path = f"{self._collection(resource, parent)}/{record_id}"
         params = {"include": resource.include} if resource.include else None
         try:
@@ -352,51 +417,65 @@ class InvoicedConnector:
             raise
         return self.to_record(resource.name, payload)
 
-    def _fetch_note(self, record_id: str, parent: str | None) -> SourceRecord | None:
-        # Invoiced has no endpoint for one note: read the notes of its parent (or all notes).
-        path = f"/customers/{parent}/notes" if parent else "/notes"
+    def _find_in_list(self, resource: _Resource, path: str, record_id: str) -> SourceRecord | None:
         try:
-            for notes in link_header_pages(self.client, path, {"per_page": MAX_PER_PAGE}):
-                for note in notes:
-                    if str(note.get("id")) == record_id:
-                        return self.to_record("note", note)
+            for page in link_header_pages(self.client, path, {"per_page": MAX_PER_PAGE}):
+                for item in page:
+                    if (
+                        str(item.get("id")) == record_id
+                        and item.get("object", resource.name) == resource.name
+                    ):
+                        return self.to_record(resource.name, item)
         except BillingApiError as exc:
             if exc.status == 404:
                 return None
             raise
         return None
 
-    def _collection(self, resource: _Resource, parent: str | None) -> str:
-        if "{parent}" in resource.collection:
+    def _collection(self, resource: _Resource, parent: str | None, *, item: bool = False) -> str:
+        path = (resource.item_collection if item else None) or resource.collection
+        if "{parent}" in path:
             if not parent:
                 raise BillingApiError(
                     f"the {resource.name} needs its parent's id", code="PARENT_NOT_SYNCED", retryable=True
                 )
-            return resource.collection.replace("{parent}", parent)
-        return resource.collection
+            return path.replace("{parent}", parent)
+        return path
 
     # ----------------------------------------------------------------------------- writes
 
     def create(self, object_name: str, payload: Mapping[str, Any], *, idempotency_key: str) -> SourceRecord:
         resource = self.resource(object_name)
-        body = dict(payload)
+        body = {**dict(resource.create_defaults), **payload}
         parent = (
             str(body.pop(resource.parent_key))
             if "{parent}" in resource.collection and resource.parent_key in body
             else None
         )
-        response = self.client.request(
-            "POST",
-            self._collection(resource, parent),
-            json_body=body,
-            headers={"Idempotency-Key": idempotency_key},
-        )
+        try:
+            response = self.client.request(
+                "POST",
+                self._collection(resource, parent),
+                json_body=body,
+                headers={"Idempotency-Key": idempotency_key},
+            )
+        except BillingApiError as exc:
+            if resource.support.sensitive:  # Invoiced echoes a token it does not know: keep it out
+                exc.message = _without_values(exc.message, body)
+                exc.args = (exc.message,)
+            raise
         return self.to_record(resource.name, parse_json(response.content))
 
     def update(
         self, object_name: str, record_id: str, payload: Mapping[str, Any], *, parent_id: str | None = None
     ) -> SourceRecord:
         resource = self.resource(object_name)
+        if resource.item_collection is not None:
+            raise BillingApiError(
+                f"Invoiced cannot change a saved {resource.name.replace('_', ' ')}: to replace it, create a "
+                "new one in Salesforce with the new token and delete this one",
+                code="PAYMENT_SOURCE_IMMUTABLE",
+            )
         body = dict(payload)
         if "{parent}" in resource.collection and resource.parent_key:
             parent_id = str(body.pop(resource.parent_key, None) or parent_id or "") or None
@@ -418,13 +497,22 @@ class InvoicedConnector:
             if mode == "void" and resource.void_path:
                 self.client.request("POST", resource.void_path.format(id=record_id))
             else:
-                self.client.request("DELETE", f"{self._collection(resource, parent_id)}/{record_id}")
+                path = self._collection(resource, parent_id, item=True)
+                self.client.request("DELETE", f"{path}/{record_id}")
         except BillingApiError as exc:
             if exc.status != 404:  # already gone
                 raise
 
     def close(self) -> None:
         self.client.close()
+
+
+def _without_values(message: str, body: Mapping[str, Any]) -> str:
+    """`message` with every text value of `body` replaced by a placeholder."""
+    for value in body.values():
+        if isinstance(value, str) and len(value) >= 4:
+            message = message.replace(value, "<redacted>")
+    return message
 
 
 def _collapse_expanded(payload: Mapping[str, Any]) -> dict[str, Any]:
