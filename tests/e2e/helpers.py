@@ -16,6 +16,12 @@ FUNCTIONS = {
     "contact": "ContactFunction",
     "invoice": "InvoiceFunction",
     "note": "NoteFunction",
+    "credit_note": "CreditNoteFunction",
+    "estimate": "EstimateFunction",
+    "subscription": "SubscriptionFunction",
+    "payment": "PaymentFunction",
+    "card": "CardFunction",
+    "bank_account": "BankAccountFunction",
 }
 
 

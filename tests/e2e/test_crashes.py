@@ -87,7 +87,7 @@ def test_a_crash_after_the_write_on_the_pull_path_loses_and_duplicates_nothing(s
     stack.invoiced.control.seed(data)
     crashed = crash_after_first_write(stack, "InvoiceFunction")
     first = stack.runtime.fire_schedule("InvoiceFunction", "PullFromBilling")
-    assert crashed.is_set()
+    assert crashed.is_set(), first.error
     assert not first.ok
     assert len(records(stack, "Billing_Invoice__c")) == 200  # the first page reached Salesforce
     # The crashed run still holds the stream's lease until its time would have run out; then a later

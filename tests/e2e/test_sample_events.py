@@ -69,7 +69,20 @@ def test_the_invoice_queue_sample_applies_to_salesforce(stack: DevStack) -> None
     assert [line["Name"] for line in records(stack, "Billing_Invoice_Line__c")] == ["Support plan"]
 
 
-@pytest.mark.parametrize("object_name", ["customer", "contact", "note"])
+@pytest.mark.parametrize(
+    "object_name",
+    [
+        "customer",
+        "contact",
+        "note",
+        "credit_note",
+        "estimate",
+        "subscription",
+        "payment",
+        "card",
+        "bank_account",
+    ],
+)
 def test_each_queue_sample_is_processed(stack: DevStack, object_name: str) -> None:
     assert stack.runtime
     result = stack.runtime.invoke(FUNCTIONS[object_name], load(f"{object_name}/queue-batch.json"))
@@ -87,6 +100,13 @@ def test_each_queue_sample_is_processed(stack: DevStack, object_name: str) -> No
         "invoice/pull-to-billing.json",
         "note/pull-to-salesforce.json",
         "note/pull-to-billing.json",
+        "credit_note/pull-to-salesforce.json",
+        "estimate/pull-to-salesforce.json",
+        "estimate/pull-to-billing.json",
+        "subscription/pull-to-salesforce.json",
+        "payment/pull-to-salesforce.json",
+        "card/pull-to-billing.json",
+        "bank_account/pull-to-billing.json",
     ],
 )
 def test_each_pull_sample_runs_a_pull(stack: DevStack, sample: str) -> None:
