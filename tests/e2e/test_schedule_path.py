@@ -101,6 +101,10 @@ def test_contacts_of_billing_accounts_become_customer_contacts(stack: DevStack) 
         ("Ana Lee", "ana@initech.test", "CFO", customer["id"])
     ]
     assert one(stack, "Contact", Id=contact)["Billing_Id__c"] == f"main:{contacts[0]['id']}"
+    # Deleting it in Salesforce deletes it under its customer in Invoiced.
+    salesforce_user(stack).Contact.delete(contact)
+    pull(stack, "contact", "to_billing")
+    assert stack.invoiced.control.dump()["contacts"] == []
 
 
 def test_an_issued_salesforce_invoice_is_created_in_invoiced_with_its_number_and_ids_written_back(
