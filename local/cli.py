@@ -94,13 +94,18 @@ def up_command(schedule_interval: float, workdir: str) -> None:
 @click.command("demo")
 @click.option("--customers", type=int, default=300, show_default=True)
 @click.option("--invoices", type=int, default=3000, show_default=True)
+@click.option("--credit-notes", type=int, default=150, show_default=True)
+@click.option("--estimates", type=int, default=300, show_default=True)
+@click.option("--subscriptions", type=int, default=200, show_default=True)
+@click.option("--payments", type=int, default=1200, show_default=True, help="Each pays one invoice.")
 @click.option("--notes", type=int, default=200, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True, help="Seed of the generated data set.")
-def demo_command(customers: int, invoices: int, notes: int, seed: int) -> None:
+def demo_command(seed: int, **sizes: int) -> None:
     """Run billsync on the local stack with a realistic data set, and watch it sync."""
+    from local.demo.data import BillingSizes
     from local.demo.run import run_demo
 
-    run_demo(customers=customers, invoices=invoices, notes=notes, seed=seed)
+    run_demo(sizes=BillingSizes(**sizes), seed=seed)
 
 
 def register(cli: click.Group) -> None:

@@ -1,4 +1,5 @@
-"""A realistic, reproducible data set for the demo: customers, accounts, invoices with lines, notes."""
+"""A realistic, reproducible data set for the demo: customers and accounts, invoices, credit notes and
+estimates with lines, subscriptions, payments applied to invoices, notes."""
 
 from __future__ import annotations
 
@@ -80,10 +81,32 @@ def company(rng: random.Random, n: int) -> str:
     return f"{rng.choice(_FIRST)} {rng.choice(_SECOND)} {rng.choice(_SUFFIX)} #{n:03d}"
 
 
-def billing_seed(rng: random.Random, customers: int, invoices: int, notes: int) -> dict[str, Any]:
-    """What Invoiced holds before billsync starts: customers, their invoices (with lines) and notes."""
+_PLANS = [("starter", 49), ("growth", 199), ("scale", 790)]
+_ADDONS = [("extra-seat", 15), ("priority-support", 120)]
+
+
+@dataclass(frozen=True)
+class BillingSizes:
+    customers: int
+    invoices: int
+    notes: int
+    credit_notes: int = 0
+    estimates: int = 0
+    subscriptions: int = 0
+    payments: int = 0  # each pays one invoice, fully or in part (taken from the first invoices)
+
+
+def _lines(rng: random.Random) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "quantity": rng.randint(1, 5), "unit_cost": price}
+        for name, price in rng.sample(_ITEMS, rng.randint(1, 4))
+    ]
+
+
+def billing_seed(rng: random.Random, sizes: BillingSizes) -> dict[str, Any]:
+    """What Invoiced holds before billsync starts."""
     data: dict[str, Any] = {"customers": [], "invoices": [], "notes": []}
-    for n in range(customers):
+    for n in range(sizes.customers):
         city, country = rng.choice(_CITIES)
         data["customers"].append(
             {
@@ -94,16 +117,62 @@ def billing_seed(rng: random.Random, customers: int, invoices: int, notes: int) 
                 "country": country,
             }
         )
-    for _ in range(invoices):
-        lines = [
-            {"name": name, "quantity": rng.randint(1, 5), "unit_cost": price}
-            for name, price in rng.sample(_ITEMS, rng.randint(1, 4))
-        ]
+
+    def customer() -> str:
+        return f"@c{rng.randrange(sizes.customers)}"
+
+    totals: list[int] = []
+    for n in range(sizes.invoices):
+        lines = _lines(rng)
+        totals.append(sum(line["quantity"] * line["unit_cost"] for line in lines))
         data["invoices"].append(
-            {"customer": f"@c{rng.randrange(customers)}", "payment_terms": "NET 30", "items": lines}
+            {"ref": f"i{n}", "customer": customer(), "payment_terms": "NET 30", "items": lines}
         )
-    for _ in range(notes):
-        data["notes"].append({"customer_id": f"@c{rng.randrange(customers)}", "notes": rng.choice(_NOTES)})
+    for _ in range(sizes.notes):
+        data["notes"].append({"customer_id": customer(), "notes": rng.choice(_NOTES)})
+    data["credit_notes"] = [
+        {"customer": customer(), "items": _lines(rng)[:1]} for _ in range(sizes.credit_notes)
+    ]
+    data["estimates"] = [
+        {"customer": customer(), "payment_terms": "NET 30", "items": _lines(rng)}
+        for _ in range(sizes.estimates)
+    ]
+    if sizes.subscriptions:
+        data["plans"] = [
+            {
+                "id": plan,
+                "name": plan.replace("-", " ").title(),
+                "currency": "usd",
+                "amount": price,
+                "interval": "month",
+            }
+            for plan, price in [*_PLANS, *_ADDONS]
+        ]
+    data["subscriptions"] = [
+        {
+            "customer": customer(),
+            "plan": rng.choice(_PLANS)[0],
+            "quantity": rng.randint(1, 3),
+            "addons": [
+                {"plan": plan, "quantity": rng.randint(1, 4)}
+                for plan, _ in rng.sample(_ADDONS, rng.randint(0, 2))
+            ],
+        }
+        for _ in range(sizes.subscriptions)
+    ]
+    data["payments"] = []
+    for n in range(min(sizes.payments, sizes.invoices)):
+        amount = totals[n] if rng.random() < 0.7 else rng.randint(1, totals[n])
+        invoice = data["invoices"][n]
+        data["payments"].append(
+            {
+                "customer": invoice["customer"],
+                "amount": amount,
+                "method": rng.choice(["check", "ach", "wire_transfer", "credit_card"]),
+                "reference": f"REF-{n:05d}",
+                "applied_to": [{"type": "invoice", "invoice": f"@i{n}", "amount": amount}],
+            }
+        )
     return data
 
 

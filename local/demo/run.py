@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from simple_salesforce import Salesforce
 
-from local.demo.data import billing_seed, contacts_for, linked_accounts, new_accounts
+from local.demo.data import BillingSizes, billing_seed, contacts_for, linked_accounts, new_accounts
 from local.invoiced import InvoicedSettings
 from local.salesforce.clients import LoginRewritingSession
 from local.stack import SOURCE_KEY, DevStack, StackSettings
@@ -104,31 +104,50 @@ class Demo:
 
     # ------------------------------------------------------------------------------ acts
 
-    def seed(self, customers: int, invoices: int, notes: int, new: int) -> dict[str, Any]:
+    def seed(self, sizes: BillingSizes, new: int) -> dict[str, Any]:
         console.rule("[bold]1. Two systems with history")
-        data = billing_seed(self.rng, customers, invoices, notes)
+        data = billing_seed(self.rng, sizes)
         ids = self.inv.control.seed(data)
         self.linked = linked_accounts(data["customers"], ids["customers"], SOURCE_KEY)
         self.account_ids = self.sf.control.seed("Account", self.linked)
-        self.new_ids = self.sf.control.seed("Account", new_accounts(self.rng, new, start=customers))
+        self.new_ids = self.sf.control.seed("Account", new_accounts(self.rng, new, start=sizes.customers))
         self.sf.control.seed("Contact", contacts_for(self.rng, self.new_ids))
         console.print(
-            f"Invoiced: [bold]{customers}[/] customers, [bold]{invoices}[/] invoices "
-            f"({sum(len(i['items']) for i in data['invoices'])} lines), [bold]{notes}[/] notes.\n"
-            f"Salesforce: [bold]{customers}[/] accounts linked to those customers by their Invoiced id, and "
+            f"Invoiced: [bold]{sizes.customers}[/] customers, [bold]{sizes.invoices}[/] invoices "
+            f"({sum(len(i['items']) for i in data['invoices'])} lines), [bold]{sizes.credit_notes}[/] credit notes, "
+            f"[bold]{sizes.estimates}[/] estimates, [bold]{sizes.subscriptions}[/] subscriptions, "
+            f"[bold]{sizes.payments}[/] payments applied to invoices, [bold]{sizes.notes}[/] notes.\n"
+            f"Salesforce: [bold]{sizes.customers}[/] accounts linked to those customers by their Invoiced id, and "
             f"[bold]{new}[/] new accounts (with a contact each) marked [italic]Create In Billing[/]."
         )
         return ids
 
-    def initial_sync(self, invoices: int, notes: int, new: int) -> float:
+    def initial_sync(self, sizes: BillingSizes, new: int) -> float:
         console.rule("[bold]2. The initial sync, by the scheduled pulls")
         console.print(
             "Each object's function pulls on its schedule (every few seconds here): no cursor yet, so it reads everything."
         )
         started, api_before = time.monotonic(), self.api_used()
         goals = [
-            ("invoices → Billing_Invoice__c", invoices, lambda: self.count("Billing_Invoice__c")),
-            ("notes → Billing_Note__c", notes, lambda: self.count("Billing_Note__c")),
+            ("invoices → Billing_Invoice__c", sizes.invoices, lambda: self.count("Billing_Invoice__c")),
+            (
+                "credit notes → Billing_Credit_Note__c",
+                sizes.credit_notes,
+                lambda: self.count("Billing_Credit_Note__c"),
+            ),
+            ("estimates → Billing_Estimate__c", sizes.estimates, lambda: self.count("Billing_Estimate__c")),
+            (
+                "subscriptions → Billing_Subscription__c",
+                sizes.subscriptions,
+                lambda: self.count("Billing_Subscription__c"),
+            ),
+            ("payments → Billing_Payment__c", sizes.payments, lambda: self.count("Billing_Payment__c")),
+            (
+                "  applied → Billing_Payment_Application__c",
+                sizes.payments,
+                lambda: self.count("Billing_Payment_Application__c"),
+            ),
+            ("notes → Billing_Note__c", sizes.notes, lambda: self.count("Billing_Note__c")),
             (
                 "accounts → Invoiced customers",
                 new,
@@ -141,7 +160,7 @@ class Demo:
             ),
         ]
         with Progress(
-            TextColumn("{task.description:34}"),
+            TextColumn("{task.description:44}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -161,8 +180,8 @@ class Demo:
         elapsed = time.monotonic() - started
         lines = self.count("Billing_Invoice_Line__c")
         console.print(
-            f"Done in [bold]{elapsed:.1f} s[/]: {invoices} invoices and {lines} lines, linked to their accounts by "
-            f"external id, cost [bold]{self.api_used() - api_before}[/] Salesforce API requests "
+            f"Done in [bold]{elapsed:.1f} s[/]: {sizes.invoices} invoices and {lines} lines, and the rest, linked to their "
+            f"accounts and invoices by external id, cost [bold]{self.api_used() - api_before}[/] Salesforce API requests "
             "(200 records per sObject Collection, five collections per /composite request)."
         )
         return elapsed
@@ -238,8 +257,25 @@ class Demo:
             f"[bold]{row['Invoice_Number__c']}[/], id and balance {row['Balance__c']} come back onto the record."
         )
 
+    def card_from_salesforce(self, account_id: str) -> None:
+        console.rule("[bold]5. A card entered in Salesforce, as a token")
+        token = self.inv.control.tokenize_card(brand="Visa", last4="1881", exp_month=9, exp_year=2030)
+        [card] = self.sf.control.seed(
+            "Billing_Card__c", [{"Account__c": account_id, "Gateway_Token__c": token}]
+        )
+        row, took = self.wait(
+            "the card write-back",
+            lambda: (r := self.find("Billing_Card__c", Id=card)) and r.get("Billing_Id__c") and r,
+        )
+        console.print(
+            "A payment page hands Salesforce a gateway token (never a card number) → the next pull adds the card to the "
+            f"Invoiced customer ({took:.1f} s); Salesforce gets back {row['Brand__c']} •••• {row['Last4__c']}, "
+            f"{int(row['Exp_Month__c']):02d}/{int(row['Exp_Year__c'])}, id [bold]{row['Billing_Id__c']}[/]. "
+            "A card number pasted into the token field would be refused and never logged."
+        )
+
     def origin_wins(self, invoice_id: int) -> None:
-        console.rule("[bold]5. Origin wins")
+        console.rule("[bold]6. Origin wins")
         row = self.find("Billing_Invoice__c", Billing_Id__c=f"{SOURCE_KEY}:{invoice_id}")
         assert row is not None
         self.person.Billing_Invoice__c.update(row["Id"], {"Purchase_Order__c": "PO-EDITED-IN-SF"})
@@ -260,7 +296,7 @@ class Demo:
         )
 
     def forged_webhook(self) -> None:
-        console.rule("[bold]6. A forged webhook")
+        console.rule("[bold]7. A forged webhook")
         body = json.dumps({"id": 1, "type": "invoice.paid", "data": {"object": {"id": 1}}}).encode()
         forged = hmac.new(b"guessed-secret", body, hashlib.sha256).hexdigest()
         answer = requests.post(
@@ -271,7 +307,7 @@ class Demo:
         )
 
     def bad_record(self, customer_id: int) -> None:
-        console.rule("[bold]7. A record Salesforce refuses")
+        console.rule("[bold]8. A record Salesforce refuses")
         invoice = self.inv.control.act(
             "create",
             "invoices",
@@ -297,12 +333,10 @@ class Demo:
         outcomes: dict[str, Counter[str]] = {}
         for entry in self.sync_log():
             outcomes.setdefault(entry["object"], Counter())[entry["outcome"]] += 1
-        dump = self.inv.control.dump(resources=["customers", "contacts", "invoices", "notes"])
+        dump = self.inv.control.dump(resources=[collection for collection, _ in SUMMARY.values()])
         counts = {
-            "customer": (len(dump["customers"]), self.count("Account")),
-            "contact": (len(dump["contacts"]), self.count("Contact")),
-            "invoice": (len(dump["invoices"]), self.count("Billing_Invoice__c")),
-            "note": (len(dump["notes"]), self.count("Billing_Note__c")),
+            name: (len(dump[collection]), self.count(sobject))
+            for name, (collection, sobject) in SUMMARY.items()
         }
         for name, (billing, salesforce) in counts.items():
             seen = outcomes.get(name, Counter())
@@ -325,11 +359,22 @@ class Demo:
         )
 
 
+SUMMARY = {  # object: (Invoiced collection, Salesforce object)
+    "customer": ("customers", "Account"),
+    "contact": ("contacts", "Contact"),
+    "invoice": ("invoices", "Billing_Invoice__c"),
+    "credit_note": ("credit_notes", "Billing_Credit_Note__c"),
+    "estimate": ("estimates", "Billing_Estimate__c"),
+    "subscription": ("subscriptions", "Billing_Subscription__c"),
+    "payment": ("payments", "Billing_Payment__c"),
+    "card": ("payment_sources", "Billing_Card__c"),
+    "note": ("notes", "Billing_Note__c"),
+}
+
+
 def run_demo(
     *,
-    customers: int = 300,
-    invoices: int = 3000,
-    notes: int = 200,
+    sizes: BillingSizes,
     new: int = 20,
     seed: int = 7,
     workdir: Path = Path(".billsync/demo"),
@@ -350,12 +395,13 @@ def run_demo(
             f"API (webhooks): {stack.webhook_url}\nSalesforce: {stack.salesforce.base_url}\nInvoiced: {stack.invoiced.base_url}"
         )
         demo = Demo(stack, seed)
-        ids = demo.seed(customers, invoices, notes, new)
+        ids = demo.seed(sizes, new)
         stack.runtime.start_schedules()
-        initial = demo.initial_sync(invoices, notes, new)
+        initial = demo.initial_sync(sizes, new)
         first_customer = ids["customers"][0]
         demo.live_webhook(first_customer)
         demo.live_schedule(demo.account_ids[0])
+        demo.card_from_salesforce(demo.account_ids[0])
         demo.origin_wins(ids["invoices"][0])
         demo.forged_webhook()
         demo.bad_record(first_customer)
