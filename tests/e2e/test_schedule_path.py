@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from local.stack import DevStack
-from tests.e2e.helpers import linked_customer, one, pull, records, salesforce_user, sync_log
+from tests.e2e.helpers import FUNCTIONS, linked_customer, one, pull, records, salesforce_user, sync_log
 
 
 def quiet_invoices(stack: DevStack, customer: int, count: int) -> list[int]:
@@ -105,6 +105,24 @@ def test_contacts_of_billing_accounts_become_customer_contacts(stack: DevStack) 
     salesforce_user(stack).Contact.delete(contact)
     pull(stack, "contact", "to_billing")
     assert stack.invoiced.control.dump()["contacts"] == []
+
+
+def test_a_contact_waiting_for_its_account_follows_once_the_account_is_a_customer(stack: DevStack) -> None:
+    """The retry re-reads the contact: the customer id it waited for is not in the row it first read."""
+    assert stack.invoiced and stack.salesforce and stack.runtime
+    [account] = stack.salesforce.control.seed("Account", [{"Name": "Hooli", "Create_In_Billing__c": True}])
+    stack.salesforce.control.seed(
+        "Contact", [{"FirstName": "Gavin", "LastName": "Belson", "AccountId": account}]
+    )
+    result = stack.runtime.fire_schedule(FUNCTIONS["contact"], "PullFromSalesforce")
+    assert result.ok, result.error
+    assert result.payload["streams"][0]["outcomes"] == {"waiting_for_parent": 1}
+    pull(stack, "customer", "to_billing")  # meanwhile the contact is retried from its queue
+    stack.runtime.drain(timeout=60)
+    [customer] = stack.invoiced.control.dump()["customers"]
+    assert [(c["name"], c["customer"]) for c in stack.invoiced.control.dump()["contacts"]] == [
+        ("Gavin Belson", customer["id"])
+    ]
 
 
 def test_an_issued_salesforce_invoice_is_created_in_invoiced_with_its_number_and_ids_written_back(

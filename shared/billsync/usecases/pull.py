@@ -252,9 +252,10 @@ def _settle(
         report.outcomes[result.outcome.value] = report.outcomes.get(result.outcome.value, 0) + 1
         if result.retry:
             # Durable before the checkpoint moves: the object's queue retries it with backoff.
-            retry = change.model_copy(
-                update={"cause": "retry", "record": None if support.sensitive else change.record}
-            )
+            # A Salesforce row is re-read when retried: what it waits for (its parent's billing id)
+            # arrives on the row itself or on its parent, never in the snapshot taken now.
+            keep = change.direction is Direction.TO_SALESFORCE and not support.sensitive
+            retry = change.model_copy(update={"cause": "retry", "record": change.record if keep else None})
             sink.requeue(support.name, envelope(retry, support))
         elif result.outcome is Outcome.FAILED:
             assert result.error is not None
