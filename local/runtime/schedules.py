@@ -108,6 +108,7 @@ class ScheduleTimer:
         self._schedules = [spec for spec in schedules if spec.enabled]
         self._fire = fire
         self._interval = interval
+        self._running: dict[int, object] = {}  # schedule index -> its last invocation
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="schedule-timer", daemon=True)
         self._started = datetime.now(UTC)
@@ -132,6 +133,16 @@ class ScheduleTimer:
             return expression.next_after(after)
         raise TypeError(f"unknown schedule expression {expression!r}")
 
+    def _still_running(self, index: int) -> bool:
+        """With a fixed local interval (seconds, where the deployed cadence is minutes), a tick that
+        finds the schedule's previous run unfinished is skipped: a slow machine would otherwise pile up
+        runs that the pull's lease turns away anyway, each costing a cold worker."""
+        if self._interval is None:
+            return False
+        previous = self._running.get(index)
+        final = getattr(previous, "final", None)
+        return final is not None and not final.done()
+
     def _run(self) -> None:
         upcoming = {index: self.next_fire(spec, self._started) for index, spec in enumerate(self._schedules)}
         while not self._stopping.is_set():
@@ -143,9 +154,10 @@ class ScheduleTimer:
             if self._stopping.wait(max(0.0, delay)):
                 return
             spec = self._schedules[index]
-            try:
-                self._fire(spec, moment)
-            except Exception:
-                log.exception("schedule %s/%s failed to fire", spec.function_id, spec.event_name)
+            if not self._still_running(index):
+                try:
+                    self._running[index] = self._fire(spec, moment)
+                except Exception:
+                    log.exception("schedule %s/%s failed to fire", spec.function_id, spec.event_name)
             # Fire times missed while busy are skipped, not made up in a burst.
             upcoming[index] = self.next_fire(spec, max(moment, datetime.now(UTC)))

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from local.runtime import InvocationRecord, LocalStack, StackOptions
+from local.runtime.async_invoke import AsyncInvocation
+from local.runtime.schedules import ScheduleTimer
 
 from .conftest import TIMER_TEMPLATE, take_messages, wait_for
 
@@ -156,3 +161,22 @@ def test_schedule_settings_come_from_the_template(timer_stack: LocalStack) -> No
     [schedule] = timer_stack.schedules
     assert (schedule.expression_text, schedule.enabled, schedule.retry_attempts) == ("rate(1 day)", True, 185)
     assert schedule.dead_letter_arn is None
+
+
+def test_a_fixed_interval_skips_ticks_while_the_previous_run_is_unfinished() -> None:
+    fired: list[AsyncInvocation] = []
+
+    def fire(spec: Any, moment: datetime) -> AsyncInvocation:
+        fired.append(AsyncInvocation(request_id=str(len(fired))))
+        return fired[-1]
+
+    spec = SimpleNamespace(enabled=True, function_id="Fn", event_name="Pull")
+    timer = ScheduleTimer([spec], fire, interval=0.02)  # type: ignore[list-item]
+    timer.start()
+    try:
+        time.sleep(0.3)
+        assert len(fired) == 1  # the first run never finished: every later tick was skipped
+        fired[0].final.set_result(None)
+        wait_for(lambda: len(fired) > 1, timeout=5)
+    finally:
+        timer.stop()
