@@ -94,7 +94,8 @@ class Demo:
 
     def dead_letters(self, object_name: str) -> list[dict[str, Any]]:
         sqs = self.runtime.boto3_client("sqs")
-        url = self.runtime.outputs[f"{object_name.capitalize()}DLQUrl"]
+        camel = "".join(part.title() for part in object_name.split("_"))
+        url = self.runtime.outputs[f"{camel}DLQUrl"]
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=5).get(
             "Messages", []
         )
