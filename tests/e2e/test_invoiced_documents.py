@@ -350,8 +350,41 @@ def test_a_credit_note_applied_to_an_invoice_links_both_through_its_application(
     assert money(sf_credit_note["Balance__c"]) == 0
 
 
+def test_the_first_read_of_payments_starts_after_the_first_reads_of_what_they_pay(stack: DevStack) -> None:
+    assert stack.invoiced and stack.runtime
+    customer, _ = linked_customer(stack)
+    [endpoint] = stack.invoiced.control.webhooks()
+    stack.invoiced.control.pause_webhook(endpoint["id"])  # a backfill: everything comes from the pulls
+    invoice = _invoice(stack, customer, 40)
+    stack.invoiced.control.act(
+        "create",
+        "payments",
+        data={
+            "customer": customer,
+            "amount": 40,
+            "applied_to": [{"type": "invoice", "invoice": invoice["id"], "amount": 40}],
+        },
+    )
+    first = pull(stack, "payment", "to_salesforce")
+    assert [(s["status"], s["detail"]) for s in first["streams"]] == [
+        ("waiting", "its first read starts after the first read of invoice, credit_note, estimate")
+    ]
+    assert records(stack, "Billing_Payment__c") == []
+    for prerequisite in ("invoice", "credit_note", "estimate"):
+        pull(stack, prerequisite, "to_salesforce")
+    second = pull(stack, "payment", "to_salesforce")
+    assert second["streams"][0]["outcomes"] == {"applied": 1}
+    [application] = records(stack, "Billing_Payment_Application__c")
+    assert (
+        application["Invoice__c"]
+        == one(stack, "Billing_Invoice__c", Billing_Id__c=f"main:{invoice['id']}")["Id"]
+    )
+
+
 def test_a_payment_that_arrives_before_its_invoice_waits_for_it_then_links(stack: DevStack) -> None:
     assert stack.invoiced and stack.runtime
+    for first_read in ("invoice", "credit_note", "estimate", "payment"):
+        pull(stack, first_read, "to_salesforce")
     customer, _ = linked_customer(stack)
     [endpoint] = stack.invoiced.control.webhooks()
     stack.invoiced.control.pause_webhook(endpoint["id"])

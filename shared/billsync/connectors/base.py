@@ -48,6 +48,10 @@ class ObjectSupport:
     sensitive: bool = False
     # What a Salesforce deletion of a Salesforce-owned record does in the billing system.
     on_salesforce_delete: Literal["ignore", "delete", "void"] = "ignore"
+    # Billing objects this one links to in Salesforce (payments → invoices): its first full read from
+    # the billing system starts only once theirs is done, so a backfill does not park every record
+    # waiting for a parent that is simply further down another object's list.
+    first_read_after: tuple[str, ...] = ()
 
     def syncs(self, direction: Direction) -> bool:
         return direction in self.directions

@@ -38,7 +38,7 @@ class StreamReport:
     source: str
     object: str
     direction: Direction
-    status: str = "done"  # done | paused | busy | skipped | budget
+    status: str = "done"  # done | paused | busy | skipped | budget | waiting
     window_start: datetime | None = None
     window_end: datetime | None = None
     records: int = 0
@@ -126,6 +126,12 @@ def _pull_stream(
     if window is None:
         report.detail = "nothing to read yet"
         return
+    first_read = cursor is None and options.since is None and direction is Direction.TO_SALESFORCE
+    unread = _unread_first(ctx, support, source_key) if first_read else []
+    if unread:
+        report.status = "waiting"
+        report.detail = f"its first read starts after the first read of {', '.join(unread)}"
+        return
     report.window_start, report.window_end = window.start, window.end
     saving = options.advance_checkpoint and options.since is None
     pages = _pages(ctx, support, source_key, direction, window, position)
@@ -150,6 +156,20 @@ def _pull_stream(
     if saving:
         ctx.state.save_checkpoint(source_key, support.name, direction, cursor=window.end, expected_rev=rev)
     ctx.state.mark_synced(source_key, support.name, direction, ctx.clock())
+
+
+def _unread_first(ctx: SyncContext, support: ObjectSupport, source_key: str) -> list[str]:
+    """The objects this one's first read from billing waits for whose first read is not done yet."""
+    direction = Direction.TO_SALESFORCE
+    waiting = []
+    for name in support.first_read_after:
+        other = ctx.support(source_key, name)
+        if other is None or not other.syncs(direction) or not ctx.config.object_enabled(name):
+            continue
+        checkpoint = ctx.state.get_checkpoint(source_key, name, direction)
+        if checkpoint is None or checkpoint.cursor is None:
+            waiting.append(name)
+    return waiting
 
 
 def _pages(

@@ -73,7 +73,12 @@ class _Resource:
 
 
 def _resources() -> dict[str, _Resource]:
-    def document(name: str, directions: frozenset[Direction], delete: Literal["ignore", "void"]) -> _Resource:
+    def document(
+        name: str,
+        directions: frozenset[Direction],
+        delete: Literal["ignore", "void"],
+        after: tuple[str, ...] = (),
+    ) -> _Resource:
         """Invoices, credit notes and estimates: customer documents with line items and a void action."""
         support = ObjectSupport(
             name,
@@ -82,6 +87,7 @@ def _resources() -> dict[str, _Resource]:
             parent="customer",
             billing_parent_fields=("customer",),
             on_salesforce_delete=delete,
+            first_read_after=after,
         )
         return _Resource(support, f"/{name}s", name, parent_key="customer", void_path=f"/{name}s/{{id}}/void")
 
@@ -105,8 +111,10 @@ def _resources() -> dict[str, _Resource]:
             create_defaults=(("method", method),),
         )
 
-    def to_salesforce_only(name: str, **options: Any) -> _Resource:
-        support = ObjectSupport(name, TO_SALESFORCE, Ownership.BILLING, parent="customer")
+    def to_salesforce_only(name: str, after: tuple[str, ...] = (), **options: Any) -> _Resource:
+        support = ObjectSupport(
+            name, TO_SALESFORCE, Ownership.BILLING, parent="customer", first_read_after=after
+        )
         return _Resource(support, f"/{name}s", name, parent_key="customer", **options)
 
     resources = [
@@ -143,9 +151,14 @@ def _resources() -> dict[str, _Resource]:
             parent_key="customer",
         ),
         to_salesforce_only("credit_note", void_path="/credit_notes/{id}/void"),
-        document("estimate", BOTH, "void"),
+        document("estimate", BOTH, "void", after=("invoice",)),  # linked to the invoice it became
         to_salesforce_only("subscription", delete_is_state_change=True, reshape=_subscription_items),
-        to_salesforce_only("payment", include="applied_to", delete_is_state_change=True),
+        to_salesforce_only(  # applied to invoices, credit notes and estimates
+            "payment",
+            after=("invoice", "credit_note", "estimate"),
+            include="applied_to",
+            delete_is_state_change=True,
+        ),
         payment_source("card", "credit_card"),
         payment_source("bank_account", "ach"),
     ]
