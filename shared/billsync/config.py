@@ -45,8 +45,7 @@ class SalesforceSettings(_Section):
     bulk_threshold: int = Field(
         default=10_000,
         ge=1,
-        description="Writes of one object in a batch from this many on go by Bulk API 2.0; "
-        "pulls gather batches of this size.",
+        description="Writes of one object in a batch from this many on go as one Bulk API 2.0 job.",
     )
     client_name: str = Field(default="billsync", pattern=r"^[A-Za-z0-9_-]{1,40}$")
     tls_ca_file: str | None = Field(default=None, description="A CA bundle to trust (local stacks only).")

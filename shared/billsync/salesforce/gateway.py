@@ -202,12 +202,19 @@ class SalesforceGateway:
         return math.ceil(limit * self._reserve_percent / 100)
 
     def _check_budget(self, requests_needed: int = 1) -> None:
-        if self._usage is None:
+        if self._usage is None or self._within_budget(requests_needed):
             return
+        # The last reading may be old (a warm process, a budget that has rolled over since): read
+        # the org's usage again before refusing.
+        self._call(lambda sf: sf.limits(), reserved=True)
+        if not self._within_budget(requests_needed):
+            used, limit = self._usage
+            raise BudgetReserveReached(used, limit, self._reserve(limit))
+
+    def _within_budget(self, requests_needed: int) -> bool:
+        assert self._usage is not None
         used, limit = self._usage
-        reserve = self._reserve(limit)
-        if used + requests_needed > limit - reserve:
-            raise BudgetReserveReached(used, limit, reserve)
+        return used + requests_needed <= limit - self._reserve(limit)
 
     def budget_left(self) -> int | None:
         """Requests left before the reserve, as of the last response (None before the first call)."""

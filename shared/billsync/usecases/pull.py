@@ -169,10 +169,9 @@ def _pages(
 def _billing_pages(
     ctx: SyncContext, support: ObjectSupport, source_key: str, window: Window, position: str | None
 ) -> Iterator[tuple[list[Change], str]]:
-    # Billing APIs page smaller than a Salesforce collection (Invoiced: 100): gather pages up to the
-    # Bulk threshold, so that each Salesforce request carries as many records as it can and a large
-    # pull or backfill goes by Bulk API 2.0.
-    size = max(ctx.config.sync.page_size, ctx.config.salesforce.bulk_threshold)
+    # Billing APIs page smaller than a Salesforce collection (Invoiced: 100): gather pages up to a full
+    # batch, so that each Salesforce request carries as many records as it can.
+    size = ctx.config.sync.page_size
     batch: list[Change] = []
     for page in ctx.connector(source_key).changes(support.name, window, page_size=size, position=position):
         batch.extend(
