@@ -76,6 +76,8 @@ def _row_values(write: SfWrite) -> dict[str, str]:
             if isinstance(value, dict):
                 for key, inner in value.items():
                     values[f"{name}.{key}"] = cell(inner)
+            elif value is None and name.endswith("__r"):
+                continue  # no parent named: a relationship has no column of its own in a CSV
             else:
                 values[name] = cell(value)
     return values

@@ -43,6 +43,8 @@ from billsync.salesforce.auth import AccessToken, SalesforceCredentials, request
 if TYPE_CHECKING:
     from simple_salesforce import Salesforce
 
+    from billsync.salesforce.bulk import IngestJob
+
 T = TypeVar("T")
 COLLECTION_LIMIT = 200  # records per sObject Collections request
 COLLECTIONS_PER_COMPOSITE = 5  # collection subrequests Salesforce allows in one /composite request
@@ -303,35 +305,47 @@ class SalesforceGateway:
                     reserved=True,
                 )
             )
-            path = f"jobs/ingest/{created['id']}"
-            upload = bulk.to_csv(job).encode()
-            self._call(
-                lambda sf: sf._call_salesforce(
-                    "PUT",
-                    f"{sf.base_url}{path}/batches",
-                    data=upload,
-                    headers={"Content-Type": "text/csv"},
-                ),
-                reserved=True,
-            )
-            self._call(lambda sf: self._job_state(sf, path, "UploadComplete"), reserved=True)
-            info = self._await(path)
-            missing = bulk.NO_RESULT
-            if info["state"] == "Failed":
-                missing = classify_salesforce_error(
-                    "BULK_JOB_FAILED", str(info.get("errorMessage") or "the Bulk API job failed")
-                )
-            processed = int(info.get("numberRecordsProcessed", 0))
-            failed = int(info.get("numberRecordsFailed", 0))
-            return bulk.map_results(
-                job,
-                self._result_file(path, "successfulResults") if processed > failed else None,
-                self._result_file(path, "failedResults") if failed else None,
-                self._result_file(path, "unprocessedrecords") if processed < len(job.writes) else None,
-                missing=missing,
-            )
         except SalesforceCallError as exc:
             return bulk.failed_everywhere(job.writes, exc.error)
+        path = f"jobs/ingest/{created['id']}"
+        try:
+            return self._run_job(job, path)
+        except SalesforceCallError as exc:
+            # Never leave an open job behind; what it did is redone, idempotently, on the retry.
+            with contextlib.suppress(SalesforceCallError):
+                self._call(lambda sf: self._job_state(sf, path, "Aborted"), reserved=True)
+            return bulk.failed_everywhere(job.writes, exc.error)
+
+    def _run_job(self, job: IngestJob, path: str) -> dict[str, SfWriteResult]:
+        """Upload a created job's rows, close it, wait for it and read what happened to each row."""
+        from billsync.salesforce import bulk
+
+        upload = bulk.to_csv(job).encode()
+        self._call(
+            lambda sf: sf._call_salesforce(
+                "PUT",
+                f"{sf.base_url}{path}/batches",
+                data=upload,
+                headers={"Content-Type": "text/csv"},
+            ),
+            reserved=True,
+        )
+        self._call(lambda sf: self._job_state(sf, path, "UploadComplete"), reserved=True)
+        info = self._await(path)
+        missing = bulk.NO_RESULT
+        if info["state"] == "Failed":
+            missing = classify_salesforce_error(
+                "BULK_JOB_FAILED", str(info.get("errorMessage") or "the Bulk API job failed")
+            )
+        processed = int(info.get("numberRecordsProcessed", 0))
+        failed = int(info.get("numberRecordsFailed", 0))
+        return bulk.map_results(
+            job,
+            self._result_file(path, "successfulResults") if processed > failed else None,
+            self._result_file(path, "failedResults") if failed else None,
+            self._result_file(path, "unprocessedrecords") if processed < len(job.writes) else None,
+            missing=missing,
+        )
 
     def _job_state(self, sf: Salesforce, path: str, state: str) -> dict[str, Any]:
         answer: dict[str, Any] = _body(sf.restful(path, method="PATCH", data=_dumps({"state": state})))
