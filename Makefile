@@ -55,6 +55,9 @@ template: $(SAM_VENV)/.installed $(LINT_VENV)/.installed venv  ## sam validate -
 	$(LINT_VENV)/bin/cfn-lint template.yaml --append-rules cfn_lint_serverless.rules
 	$(SAM_VENV)/bin/sam build --template template.yaml --build-dir .aws-sam/build
 
+bench: venv  ## measure API requests, throughput, DynamoDB, memory, latency (writes docs/performance.md)
+	$(BIN)/python bench/performance.py --sizes 1000 10000
+
 format: venv  ## apply ruff's formatter and fixes
 	$(BIN)/ruff format shared functions local tests bench
 	$(BIN)/ruff check --fix shared functions local tests bench
@@ -62,4 +65,4 @@ format: venv  ## apply ruff's formatter and fixes
 clean:  ## remove environments and build output
 	rm -rf $(VENV) $(SAM_VENV) $(LINT_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help venv demo test lint typecheck pytest template format clean
+.PHONY: help venv demo test bench lint typecheck pytest template format clean

@@ -502,10 +502,43 @@ class Composite:
                     keys.add(ext_key(obj.name, fdef.name, rest[2]))
                     keys.update(self.org.store.tables[obj.name].find(fdef, rest[2]))
             body = sub.get("body")
-            if obj is not None and isinstance(body, dict):
+            if "composite" in parts and isinstance(body, dict) and isinstance(body.get("records"), list):
+                keys |= self._collection_keys(rest, body["records"])
+            elif obj is not None and isinstance(body, dict):
                 with contextlib.suppress(ApiError):
                     keys.update(self.org.dml.parent_ids(prepare(self.org.schema, obj, body, None)))
         return Work({k for k in keys if "@{" not in k})
+
+    def _collection_keys(self, rest: list[str], records: list[Any]) -> set[str]:
+        """Row-lock keys of an sObject Collection subrequest: each record's own row (by Id or external
+        ID), its master rows and the parents it points to, as the collection would take them alone."""
+        schema = self.org.schema
+        named = schema.get_object(rest[0]) if rest else None
+        ext = named.get_field(rest[1]) if named is not None and len(rest) == 2 else None
+        keys: set[str] = set()
+        for record in records:
+            if not isinstance(record, dict):
+                continue
+            attributes = record.get("attributes")
+            type_name = attributes.get("type") if isinstance(attributes, dict) else None
+            obj = schema.get_object(str(type_name)) if type_name else named
+            if obj is None:
+                continue
+            fields = {k: v for k, v in record.items() if k != "attributes"}
+            with contextlib.suppress(ApiError):
+                prepared = prepare(schema, obj, fields, None)
+                if ext is not None:
+                    entry = prepared.values.get(ext.name)
+                    value = prepared.id_value if ext.name == "Id" else (entry[1] if entry else None)
+                    keys |= self.rest.upsert_work(obj, ext, value, prepared).keys
+                    continue
+                keys.update(self.org.dml.parent_ids(prepared))
+                record_id = canonical_id(prepared.id_value) if prepared.id_value else None
+                if record_id:
+                    keys.add(record_id)
+                    row = self.org.store.tables[obj.name].rows.get(record_id)
+                    keys.update(self.org.dml.master_ids(obj, row))
+        return keys
 
     # -- /composite/batch ------------------------------------------------------------------------
 

@@ -59,6 +59,7 @@ def salesforce() -> SalesforceGateway:
         client_name=settings.client_name,
         reserve_percent=settings.api_budget_reserve_percent,
         pinned_org_id=settings.org_id,
+        bulk_threshold=settings.bulk_threshold,
     )
 
 

@@ -42,7 +42,11 @@ class SalesforceSettings(_Section):
     api_version: str = Field(default="59.0", pattern=r"^\d{2}\.0$")
     org_id: str | None = Field(default=None, description="Pin: the sync stops if the org differs.")
     api_budget_reserve_percent: float = Field(default=10.0, ge=0, le=90)
-    bulk_threshold: int = Field(default=2000, ge=1)
+    bulk_threshold: int = Field(
+        default=10_000,
+        ge=1,
+        description="Writes of one object in a batch from this many on go as one Bulk API 2.0 job.",
+    )
     client_name: str = Field(default="billsync", pattern=r"^[A-Za-z0-9_-]{1,40}$")
     tls_ca_file: str | None = Field(default=None, description="A CA bundle to trust (local stacks only).")
     timeout_seconds: float = Field(default=30.0, gt=0)

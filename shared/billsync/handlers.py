@@ -87,6 +87,10 @@ def _queue_batch(object_name: str, event: dict[str, Any], context: Any) -> dict[
             "dead_lettered": report.dead_lettered,
         },
     )
+    held = sum(1 for r in report.results if r.error and r.error.code == "API_BUDGET_RESERVE")
+    if held:
+        logger.warning("changes held back at the Salesforce API budget reserve", extra={"changes": held})
+        metrics.add_metric(name="ApiBudgetReserveReached", unit=MetricUnit.Count, value=1)
     failures = [*report.failed_message_ids, *(message_id for message_id, _ in unreadable)]
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failures]}
 
@@ -127,6 +131,13 @@ def _pull(object_name: str, event: dict[str, Any], context: Any) -> dict[str, An
         for r in reports
     ]
     logger.info("pull finished", extra={"direction": direction.value, "streams": summary})
+    stopped = [r for r in reports if r.status == "budget"]
+    if stopped:
+        # The alarm's metric: the org's API budget is down to billsync's reserve; the pull resumes later.
+        logger.warning(
+            "pull stopped at the Salesforce API budget reserve", extra={"detail": stopped[0].detail}
+        )
+        metrics.add_metric(name="ApiBudgetReserveReached", unit=MetricUnit.Count, value=len(stopped))
     return {"streams": summary}
 
 

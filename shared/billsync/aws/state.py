@@ -65,8 +65,11 @@ class DynamoState:
     def client(self) -> Any:
         if self._client is None:
             import boto3
+            from botocore.config import Config
 
-            self._client = boto3.client("dynamodb")
+            # Every request is built here from typed values; botocore's client-side validation of
+            # each large batch costs more CPU than the request itself (DynamoDB still validates).
+            self._client = boto3.client("dynamodb", config=Config(parameter_validation=False))
         return self._client
 
     # ------------------------------------------------------------------------------ encoding

@@ -199,3 +199,58 @@ def test_a_lock_wait_long_enough_lets_the_second_writer_through(salesforce: Sale
     salesforce.control.faults.update({"latency_ms": 300})
     results = _concurrently(salesforce, [("main:inv-1", 0), ("main:inv-1", 10)])
     assert all(r["success"] for batch in results.values() for r in batch)
+
+
+def _composite_lines(api: Api, invoice: str, start: int, out: dict[str, Any]) -> None:
+    records = [
+        {
+            "attributes": {"type": "Billing_Invoice_Line__c"},
+            "Billing_Id__c": f"main:line-{start + n}",
+            "Name": f"Line {start + n}",
+            "Invoice__r": {"Billing_Id__c": invoice},
+        }
+        for n in range(3)
+    ]
+    body = {
+        "allOrNone": False,
+        "compositeRequest": [
+            {
+                "method": "PATCH",
+                "url": f"/services/data/v{api.version}/composite/sobjects/Billing_Invoice_Line__c/Billing_Id__c",
+                "referenceId": "lines",
+                "body": {"allOrNone": False, "records": records},
+            }
+        ],
+    }
+    out[invoice + str(start)] = api.post("/composite", body).json()["compositeResponse"][0]
+
+
+def test_collections_inside_a_composite_lock_the_parents_of_their_records(
+    salesforce: SalesforceEmulator,
+) -> None:
+    invoices = salesforce.control.seed(
+        "Billing_Invoice__c",
+        [{"Name": "A", "Billing_Id__c": "main:inv-1"}, {"Name": "B", "Billing_Id__c": "main:inv-2"}],
+    )
+    salesforce.control.update_settings({"lock_wait_ms": 100})
+    salesforce.control.faults.update({"latency_ms": 600})
+    results: dict[str, Any] = {}
+    apis = [Api(salesforce) for _ in range(3)]
+    jobs = [("main:inv-1", 0), ("main:inv-1", 10), ("main:inv-2", 20)]
+    threads = [
+        threading.Thread(target=_composite_lines, args=(client, invoice, start, results))
+        for client, (invoice, start) in zip(apis, jobs, strict=True)
+    ]
+    threads[0].start()
+    time.sleep(0.15)
+    threads[1].start()
+    threads[2].start()
+    for thread in threads:
+        thread.join()
+    assert results["main:inv-10"]["httpStatusCode"] == 200
+    assert results["main:inv-220"]["httpStatusCode"] == 200  # another parent: no contention
+    blocked = results["main:inv-110"]
+    assert blocked["httpStatusCode"] == 400
+    assert blocked["body"][0]["errorCode"] == "UNABLE_TO_LOCK_ROW"
+    assert invoices[0] in blocked["body"][0]["message"]
+    assert salesforce.control.calls()["lock_failures"] == 1
