@@ -184,6 +184,7 @@ def _pull(object_name: str, event: dict[str, Any], context: Any) -> dict[str, An
         batch_size=batch_size,
         progress=ctx.state if stream and isinstance(ctx.state, DynamoState) else None,
         run_id=str(event["run_id"]) if event.get("run_id") else None,
+        list_history=trigger == "backfill",
     )
 
     def seconds_left() -> float:

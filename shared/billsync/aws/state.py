@@ -534,6 +534,7 @@ class DynamoState:
             records_done=int(item.get("records_done", 0)),
             total=None if total is None else int(total),
             run_id=item.get("run_id"),
+            batch_size=int(item["batch_size"]) if item.get("batch_size") else None,
         )
 
     def start_stream(
@@ -546,16 +547,30 @@ class DynamoState:
         total: int | None,
         at: datetime,
         run_id: str | None = None,
+        batch_size: int | None = None,
     ) -> None:
         """Record what an operator stream was asked for, and reset its progress."""
         names = {
             f"#{name}": name
-            for name in ("records_done", "started_at", "finished_at", "since", "total", "run_id")
+            for name in (
+                "records_done",
+                "started_at",
+                "finished_at",
+                "since",
+                "total",
+                "run_id",
+                "batch_size",
+            )
         }
         values: dict[str, Any] = {":zero": {"N": "0"}, ":at": {"S": _iso(at)}}
         sets = ["#records_done = :zero", "#started_at = :at"]
         removes = ["#finished_at"]
-        for name, value in (("since", _iso(since)), ("total", total), ("run_id", run_id)):
+        for name, value in (
+            ("since", _iso(since)),
+            ("total", total),
+            ("run_id", run_id),
+            ("batch_size", batch_size),
+        ):
             if value is None:
                 removes.append(f"#{name}")
             else:

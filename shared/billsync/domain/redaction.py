@@ -44,9 +44,11 @@ _SECRET_KEYS_EXACT = frozenset({"pan", "auth", "pin", "cookie", "setcookie"})
 
 _CARD_CANDIDATE = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d])")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+# Key names are bounded (64 characters each side): unbounded runs would backtrack quadratically over
+# a long word (an error message quoting a 40,000-character field).
 _KEY_VALUE = re.compile(
-    r"(?i)(\"?[A-Za-z0-9_-]*(?:token|secret|password|passwd|api[_-]?key|signature|session[_-]?id)"
-    r"[A-Za-z0-9_-]*\"?\s*[:=]\s*\"?)([^\"&\s,;}]+)"
+    r"(?i)(\"?[A-Za-z0-9_-]{0,64}(?:token|secret|password|passwd|api[_-]?key|signature|session[_-]?id)"
+    r"[A-Za-z0-9_-]{0,64}\"?\s*[:=]\s*\"?)([^\"&\s,;}]+)"
 )
 
 

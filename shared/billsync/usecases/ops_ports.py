@@ -47,6 +47,7 @@ class StreamState:
     records_done: int = 0
     total: int | None = None
     run_id: str | None = None  # names the request that last started the stream over
+    batch_size: int | None = None  # a listing's positions count pages of this size: a resume keeps it
 
     @property
     def unfinished(self) -> bool:
@@ -72,6 +73,7 @@ class StreamProgressPort(Protocol):
         total: int | None,
         at: datetime,
         run_id: str | None = None,
+        batch_size: int | None = None,
     ) -> None: ...
 
     def add_stream_progress(

@@ -73,11 +73,15 @@ class OutcomeSink:
         self.counts: Counter[tuple[str, Direction, Outcome]] = Counter()
 
     def log(self, entry: SyncLogEntry) -> None:
+        # Error messages quote what a system refused, which may be a secret or a card number.
+        if entry.message:
+            entry = entry.model_copy(update={"message": redact_text(entry.message)})
         self._log.append(entry)
         self.counts[(entry.object, entry.direction, entry.outcome)] += 1
 
     def dead_letter(self, object_name: str, letter: DeadLetter) -> None:
-        self._letters.setdefault(object_name, []).append(letter)
+        error = letter.error.model_copy(update={"message": redact_text(letter.error.message)})
+        self._letters.setdefault(object_name, []).append(letter.model_copy(update={"error": error}))
 
     def delay(self, object_name: str, receipt_handle: str, seconds: int) -> None:
         self._queues.delay(object_name, receipt_handle, seconds)

@@ -23,7 +23,7 @@ from billsync.domain.models import Change, DeadLetter, Direction, Outcome, Recor
 from billsync.domain.rules import Window, pull_window
 from billsync.ports import BudgetReserveReached
 from billsync.usecases.context import SyncContext
-from billsync.usecases.ops_ports import CountsChanges, StreamProgressPort
+from billsync.usecases.ops_ports import CountsChanges, StreamProgressPort, StreamState
 from billsync.usecases.outcomes import OutcomeSink, envelope
 from billsync.usecases.process import entry_for
 from billsync.usecases.salesforce_reads import SalesforceReads, position_of
@@ -64,6 +64,10 @@ class PullOptions:
     # and the id of the request that started it over.
     progress: StreamProgressPort | None = None
     run_id: str | None = None
+    # Read billing history by listing the records and keeping those changed since the stream's `since`,
+    # instead of through the billing system's change feed, which does not reach back through history
+    # (Invoiced keeps events for a limited time; imported records have none). For backfills.
+    list_history: bool = False
 
 
 def stream_object(object_name: str, stream: str | None) -> str:
@@ -127,9 +131,13 @@ def _pull_stream(
     cursor = checkpoint.cursor if checkpoint else None
     resume_end, position = ctx.state.resume_point(source_key, name, direction)
     lookback = timedelta(seconds=settings.lookback_seconds)
+    listing = options.list_history and options.stream is not None and direction is Direction.TO_SALESFORCE
+    started = None if options.restart else _stream_started(options, source_key, name, direction)
+    changed_since = options.since if options.restart else started.since if started else None
     if options.stream is not None and options.restart:
-        # An operator stream starting over: its cursor becomes `since`, its resume point is dropped.
-        cursor, resume_end, position = options.since, None, None
+        # An operator stream starting over: its cursor becomes `since` (none for a listing, which reads
+        # everything and keeps what changed since then), its resume point is dropped.
+        cursor, resume_end, position = None if listing else options.since, None, None
         rev = ctx.state.save_checkpoint(source_key, name, direction, cursor=cursor, expected_rev=rev)
         if options.progress is not None:
             total = _estimate_total(ctx, support, source_key, direction, options.since)
@@ -141,6 +149,7 @@ def _pull_stream(
                 total=total,
                 at=ctx.clock(),
                 run_id=options.run_id,
+                batch_size=options.batch_size,
             )
     # The scheduled pulls start at `sync.initial_since`; an operator stream where it was told to.
     initial_since = settings.initial_since if options.stream is None else None
@@ -163,8 +172,13 @@ def _pull_stream(
         return
     report.window_start, report.window_end = window.start, window.end
     saving = options.advance_checkpoint and (options.since is None or options.stream is not None)
-    size = options.batch_size or settings.page_size
-    pages = _pages(ctx, support, source_key, direction, window, position, size)
+    # A listing's position counts pages: a resumed stream reads pages of the size it started with.
+    size = (started.batch_size if started else None) or options.batch_size or settings.page_size
+    if listing:
+        window = Window(start=None, end=window.end)
+    pages = _pages(
+        ctx, support, source_key, direction, window, position, size, changed_since if listing else None
+    )
     for changes, page_position in pages:
         results = _apply(ctx, source_key, support.name, direction, changes)
         _settle(ctx, sink, support, changes, results, report)
@@ -192,6 +206,15 @@ def _pull_stream(
     ctx.state.mark_synced(source_key, support.name, direction, ctx.clock())
 
 
+def _stream_started(
+    options: PullOptions, source_key: str, name: str, direction: Direction
+) -> StreamState | None:
+    """What an operator stream was started with (`since`, batch size), kept with its progress."""
+    if options.stream is None or options.progress is None:
+        return None
+    return options.progress.stream_state(source_key, name, direction)
+
+
 def _estimate_total(
     ctx: SyncContext, support: ObjectSupport, source_key: str, direction: Direction, since: datetime | None
 ) -> int | None:
@@ -213,10 +236,11 @@ def _pages(
     window: Window,
     position: str | None,
     size: int,
+    changed_since: datetime | None = None,
 ) -> Iterator[tuple[list[Change], str]]:
     """The window's changes as batches of `Change`, each with the position to resume after it."""
     if direction is Direction.TO_SALESFORCE:
-        return _billing_pages(ctx, support, source_key, window, position, size)
+        return _billing_pages(ctx, support, source_key, window, position, size, changed_since)
     return _salesforce_pages(ctx, support, source_key, window, position, size)
 
 
@@ -227,6 +251,7 @@ def _billing_pages(
     window: Window,
     position: str | None,
     size: int,
+    changed_since: datetime | None = None,
 ) -> Iterator[tuple[list[Change], str]]:
     # Billing APIs page smaller than a Salesforce collection (Invoiced: 100): gather pages up to a full
     # batch, so that each Salesforce request carries as many records as it can.
@@ -245,6 +270,7 @@ def _billing_pages(
                 cause="pull",
             )
             for r in page.records
+            if changed_since is None or r.version >= changed_since
         )
         position = page.position
         if len(batch) >= size:

@@ -106,3 +106,10 @@ def test_luhn() -> None:
     assert luhn_valid(VISA)
     assert luhn_valid("79927398713")
     assert not luhn_valid("79927398710")
+
+
+def test_a_long_text_is_masked_in_one_pass() -> None:
+    text = "retry with api_key=sk_live_51Hx9Qa7 " + "N" * 200_000 + " token: abc123"
+    masked = redact_text(text)
+    assert "sk_live_51Hx9Qa7" not in masked and "abc123" not in masked
+    assert masked.startswith("retry with api_key=[masked] NNN")
