@@ -371,3 +371,13 @@ def test_a_missing_stack_or_missing_credentials_is_named(
     assert unknown.exit_code == 1 and "no stack named 'billsync-nowhere'" in unknown.output
     neither = runner.invoke(cli, ["status"])
     assert neither.exit_code == 2 and "--stack NAME" in neither.output
+
+
+def test_the_ops_sample_event_queues_its_record(stack: DevStack) -> None:
+    assert stack.runtime
+    event = json.loads((Path(__file__).parents[2] / "events" / "ops" / "sync-now.json").read_text())
+    result = stack.runtime.invoke("OpsFunction", event)
+    assert result.ok, result.error
+    assert result.payload["statusCode"] == 202
+    queued = json.loads(result.payload["body"])["queued"]
+    assert queued == [{"id": "4401", "direction": "to_salesforce", "source": "main"}]
