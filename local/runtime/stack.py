@@ -238,10 +238,6 @@ class LocalStack:
             secret_key=LOCAL_SECRET_KEY,
         )
         self._server = LocalServer(self._gateway, port=options.api_port).start()
-        # Functions that invoke other functions (the ops function) reach them through the control API's
-        # Lambda Invoke route; the environments start later, so they all see it.
-        for plan in self._plans.values():
-            plan.environment.setdefault("AWS_ENDPOINT_URL_LAMBDA", f"{self._server.base_url}/_local/lambda")
         sqs = self.boto3_client("sqs")
         for config in self._wiring.sources:
             source = SqsEventSource(config, sqs, self._invoke_sync, poll_interval=options.poll_interval)
