@@ -129,9 +129,11 @@ def test_a_redriven_letter_that_fails_again_comes_back_with_its_new_reason(
     [report] = as_json(billsync(state_file, "dlq", "redrive", "--object", "invoice", "--json"))
     assert (report["redriven"], report["method"]) == (1, "billsync")
     settle(stack)
-    [after] = as_json(billsync(state_file, "dlq", "list", "--json"))
-    assert after["id"] != before["id"] and after["record_id"] == before["record_id"]
-    assert (after["code"], after["cause"]) == ("STRING_TOO_LONG", "redrive")
+    after = as_json(billsync(state_file, "dlq", "list", "--json"))
+    assert before["id"] not in {letter["id"] for letter in after}
+    assert {(a["record_id"], a["code"], a["cause"]) for a in after} == {
+        (before["record_id"], "STRING_TOO_LONG", "redrive")
+    }
 
 
 def test_an_interrupted_redrive_resumes_without_losing_or_duplicating(
@@ -282,8 +284,10 @@ def test_an_interrupted_backfill_resumes_without_losing_or_duplicating(
     assert resumed["resumed"] is True and resumed["status"] == "done", resumed
     settle(stack)  # a record Salesforce asked to retry (a row lock) waits in the queue meanwhile
     invoices = records(stack, "Billing_Invoice__c")
-    assert len(invoices) == len({r["Billing_Id__c"] for r in invoices}) == 35, (resumed, len(writes))
-    assert len(records(stack, "Billing_Invoice_Line__c")) == 35
+    letters = dead_letters(stack, "invoice")  # a record Salesforce refused waits there with its reason
+    assert len(invoices) == len({r["Billing_Id__c"] for r in invoices}) == 35 - len(letters), letters
+    assert len(records(stack, "Billing_Invoice_Line__c")) == 35 - len(letters)
+    assert not letters, letters
     status = as_json(billsync(state_file, "status", "--object", "invoice", "--json"))
     assert all(row["backfill"] is None for row in status["objects"])
     fresh = billsync(state_file, "backfill", "invoice")
