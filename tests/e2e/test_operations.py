@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -233,8 +234,15 @@ def test_the_ops_api_syncs_records_for_signed_callers_only(stack: DevStack) -> N
     assert answer.json()["queued"] == [{"id": str(invoice), "direction": "to_salesforce", "source": "main"}]
     settle(stack)
     assert [r["Billing_Id__c"] for r in records(stack, "Billing_Invoice__c")] == [f"main:{invoice}"]
+    assert stack.runtime
+    before = len([r for r in stack.runtime.invocations if r.function_id == "InvoiceFunction"])
     started = signed_post(stack, {"object": "invoice", "all": True, "direction": "to_salesforce"})
     assert started.status_code == 202 and started.json()["pulls"][0]["status"] == "started"
+    # The pull runs asynchronously: wait for it, so that it ends within this test.
+    deadline = time.monotonic() + 60
+    while len([r for r in stack.runtime.invocations if r.function_id == "InvoiceFunction"]) == before:
+        assert time.monotonic() < deadline, "the started pull never ran"
+        time.sleep(0.2)
 
 
 # ------------------------------------------------------------------------------------ backfill
