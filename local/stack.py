@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,7 @@ class DevStack:
         self.invoiced = InvoicedEmulator(self.ca, settings=self.settings.invoiced).start()
         self.write_config()
         s = self.settings
+        api_port = _free_port()
         self.runtime = LocalStack(
             TEMPLATE,
             StackOptions(
@@ -77,8 +79,12 @@ class DevStack:
                     "*": {
                         "BILLSYNC_CONFIG": str(self.config_path),
                         "POWERTOOLS_METRICS_NAMESPACE": "billsync-local",
+                        # Functions that invoke others (the ops function) reach them through the
+                        # control API's Lambda Invoke route.
+                        "AWS_ENDPOINT_URL_LAMBDA": f"http://127.0.0.1:{api_port}/_local/lambda",
                     }
                 },
+                api_port=api_port,
                 visibility_timeout_override=s.visibility_timeout,
                 schedules=s.schedules,  # type: ignore[arg-type]
                 schedule_interval_override=s.schedule_interval,
@@ -232,3 +238,11 @@ class DevStack:
         }
         path.write_text(json.dumps(state, indent=2, default=str))
         return path
+
+
+def _free_port() -> int:
+    """A port free now on 127.0.0.1, for the stack's API (its functions are told it before it starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

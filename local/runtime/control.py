@@ -12,7 +12,12 @@
 ``POST /_local/workers/<LogicalId>/kill``              SIGKILL the function's workers
 ``POST /_local/reset``                                 purge queues, empty tables
 ``POST /_local/event-sources/pause`` / ``resume``      stop / restart the SQS pollers
+``POST /_local/lambda/2015-03-31/functions/<name>/``   Lambda's Invoke API (``RequestResponse``, ``Event``,
+``invocations``                                        ``DryRun``) by function name, ARN or logical id
 =====================================================  ====================================================
+
+The last route answers as Lambda does, so a boto3 ``lambda`` client whose endpoint is
+``<api url>/_local/lambda`` invokes the stack's functions (the operator command line does so).
 """
 
 from __future__ import annotations
@@ -42,8 +47,14 @@ _ROUTES = Map(
         Rule("/_local/reset", endpoint="reset", methods=["POST"]),
         Rule("/_local/event-sources/pause", endpoint="pause", methods=["POST"]),
         Rule("/_local/event-sources/resume", endpoint="resume", methods=["POST"]),
+        Rule(
+            "/_local/lambda/2015-03-31/functions/<function>/invocations",
+            endpoint="lambda_invoke",
+            methods=["POST"],
+        ),
     ]
 )
+_INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 
 
 def _json(value: Any, status: int = 200) -> Response:
@@ -102,5 +113,55 @@ class ControlApi:
         if endpoint == "pause":
             stack.pause_event_sources()
             return _json({"paused": True})
+        if endpoint == "lambda_invoke":
+            return self._lambda_invoke(str(arguments["function"]), request)
         stack.resume_event_sources()
         return _json({"paused": False})
+
+    # ---------------------------------------------------------------------------- Lambda's Invoke API
+
+    def _function_id(self, name: str) -> str | None:
+        """A function's logical id from its name, its ARN (with or without a qualifier) or its logical id."""
+        for logical_id, plan in self._stack.functions.items():
+            if name in (logical_id, plan.function_name, plan.function_arn) or name.startswith(
+                f"{plan.function_arn}:"
+            ):
+                return logical_id
+        return None
+
+    def _lambda_invoke(self, name: str, request: Request) -> Response:
+        logical_id = self._function_id(name)
+        if logical_id is None:
+            return _lambda_error(404, "ResourceNotFoundException", f"Function not found: {name}")
+        kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        if kind not in _INVOCATION_TYPES:
+            return _lambda_error(400, "InvalidParameterValueException", f"invalid invocation type {kind}")
+        try:
+            event = json.loads(request.get_data() or b"{}")
+        except ValueError:
+            return _lambda_error(
+                400, "InvalidRequestContentException", "Could not parse request body into json"
+            )
+        if kind == "DryRun":
+            return Response(status=204)
+        if kind == "Event":
+            self._stack.invoke_async(logical_id, event)
+            return Response(status=202)
+        result = self._stack.invoke(logical_id, event)
+        response = Response(
+            json.dumps(result.payload if result.ok else result.error, default=str),
+            status=200,
+            content_type="application/json",
+        )
+        response.headers["X-Amz-Executed-Version"] = "$LATEST"
+        if not result.ok:
+            response.headers["X-Amz-Function-Error"] = "Unhandled"
+        return response
+
+
+def _lambda_error(status: int, code: str, message: str) -> Response:
+    response = Response(
+        json.dumps({"Type": "User", "message": message}), status=status, content_type="application/json"
+    )
+    response.headers["x-amzn-ErrorType"] = code
+    return response

@@ -1,8 +1,13 @@
 """Lambda entry points: Powertools wiring, event parsing and the call of one use case. Nothing else.
 
 Every object's function is built by `sync_handler(<object>)`; the webhook function by
-`webhook_handler()`. The engine is imported on the first invocation, not when the module loads, so
-a cold start only pays for what the invocation uses; X-Ray is loaded only when tracing is on.
+`webhook_handler()`; the ops function by `billsync.handlers_ops.ops_handler()`. The engine is imported
+on the first invocation, not when the module loads, so a cold start only pays for what the invocation
+uses; X-Ray is loaded only when tracing is on.
+
+Logs are JSON lines with a correlation id: the API request's id for webhooks and the ops API, the
+`correlation_id` an operator's pull event carries (so a `sync now` from the ops API can be followed
+into the run it started), and the invocation's request id otherwise.
 """
 
 from __future__ import annotations
@@ -23,12 +28,16 @@ metrics = Metrics()
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
-def _traced(handler: Handler) -> Handler:
+def traced(handler: Handler) -> Handler:
     if os.environ.get("POWERTOOLS_TRACE_DISABLED", "true").lower() == "false":
         from aws_lambda_powertools import Tracer
 
         return Tracer().capture_lambda_handler(handler, capture_response=False)
     return handler
+
+
+def _warn(message: str, exc: Exception | None) -> None:
+    logger.warning(message, extra={"error": f"{type(exc).__name__}: {exc}" if exc else None})
 
 
 def _record_metric(object_name: str, direction: Any, outcome: Any, count: int) -> None:
@@ -40,41 +49,92 @@ def _record_metric(object_name: str, direction: Any, outcome: Any, count: int) -
         metric.add_dimension(name="Direction", value=direction.value)
 
 
+def _record_api_usage(ctx: Any) -> None:
+    """Keep the Salesforce API usage this invocation last saw: one item, and the budget-left metric
+    the `SalesforceApiBudgetLow` alarm watches (one series for the whole stack)."""
+    from aws_lambda_powertools.metrics import single_metric
+
+    from billsync.aws.state import DynamoState
+
+    usage = ctx.salesforce.api_usage()
+    if usage is None:
+        return
+    used, limit = usage
+    state = ctx.state
+    if isinstance(state, DynamoState):
+        try:
+            state.record_api_usage(used, limit, datetime.now(UTC))
+        except Exception as exc:  # the usage item is for the status page; the sync itself is done
+            _warn("the Salesforce API usage could not be recorded", exc)
+    left = 100.0 * max(0, limit - used) / limit if limit else 0.0
+    for name, unit, value in (
+        ("SalesforceApiBudgetLeftPercent", MetricUnit.Percent, left),
+        ("SalesforceApiRequestsUsed", MetricUnit.Count, float(used)),
+    ):
+        with single_metric(name=name, unit=unit, value=value, namespace=metrics.namespace) as metric:
+            metric.add_dimension(name="service", value="billsync")
+
+
+def _sink(ctx: Any) -> Any:
+    from billsync import bootstrap
+    from billsync.aws.state import DynamoState
+    from billsync.usecases.outcomes import OutcomeSink
+
+    return OutcomeSink(
+        ctx.state,
+        bootstrap.queues(),
+        metrics=_record_metric,
+        stats=ctx.state if isinstance(ctx.state, DynamoState) else None,
+        mirror=ctx.salesforce if ctx.config.sync.mirror_log_to_salesforce else None,
+        warn=_warn,
+    )
+
+
 # ------------------------------------------------------------------------------------ object sync
 
 
 def sync_handler(object_name: str) -> Handler:
-    """The handler of one object's function: its queue (SQS batches) and its schedules (pulls)."""
+    """The handler of one object's function: its queue (SQS batches), its schedules and operators'
+    pulls (`{"action": "pull", "direction": …}`)."""
 
     @metrics.log_metrics
     @logger.inject_lambda_context(clear_state=True)
     def handler(event: dict[str, Any], context: Any) -> Any:
         logger.append_keys(object=object_name)
+        logger.set_correlation_id(
+            str(event.get("correlation_id") or getattr(context, "aws_request_id", "") or "") or None
+        )
         if isinstance(event.get("Records"), list):
             return _queue_batch(object_name, event, context)
         if event.get("action") == "pull":
             return _pull(object_name, event, context)
         raise ValueError(f"unrecognised event for the {object_name} function: keys {sorted(event)}")
 
-    return _traced(handler)
+    return traced(handler)
 
 
 def _queue_batch(object_name: str, event: dict[str, Any], context: Any) -> dict[str, Any]:
     from billsync import bootstrap
+    from billsync.usecases.dlq import unwrap_redriven
     from billsync.usecases.messages import read_sqs_records
-    from billsync.usecases.outcomes import OutcomeSink
     from billsync.usecases.process import process_batch
 
     ctx = bootstrap.sync_context()
     metrics.add_metric(name="QueueMessages", unit=MetricUnit.Count, value=len(event["Records"]))
-    messages, unreadable = read_sqs_records(event["Records"])
+    # Dead letters moved back by an SQS message move task (`billsync dlq redrive`) are redriven changes.
+    records = [{**r, "body": unwrap_redriven(str(r.get("body") or ""))} for r in event["Records"]]
+    messages, unreadable = read_sqs_records(records)
     for message_id, reason in unreadable:
         logger.error(
             "unreadable message left for the dead-letter queue",
             extra={"message_id": message_id, "reason": reason},
         )
-    sink = OutcomeSink(ctx.state, bootstrap.queues(), metrics=_record_metric)
-    report = process_batch(ctx, sink, object_name, messages, max_receive_count=bootstrap.max_receive_count())
+    try:
+        report = process_batch(
+            ctx, _sink(ctx), object_name, messages, max_receive_count=bootstrap.max_receive_count()
+        )
+    finally:
+        _record_api_usage(ctx)
     logger.info(
         "batch processed",
         extra={
@@ -95,28 +155,49 @@ def _queue_batch(object_name: str, event: dict[str, Any], context: Any) -> dict[
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failures]}
 
 
+PULL_TRIGGERS = frozenset({"schedule", "sync_now", "backfill"})
+MAX_BATCH_SIZE = 10_000
+
+
 def _pull(object_name: str, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A scheduled pull, or an operator's (`sync_now`, `backfill`): those run in manual mode too, never
+    when the object is switched off. Operator streams (`stream`) keep their own checkpoint."""
     from billsync import bootstrap
+    from billsync.aws.state import DynamoState
     from billsync.config import parse_since
     from billsync.domain.models import Direction
-    from billsync.usecases.outcomes import OutcomeSink
     from billsync.usecases.pull import PullOptions, pull
 
     direction = Direction(event["direction"])
+    trigger = str(event.get("trigger", "schedule"))
+    if trigger not in PULL_TRIGGERS:
+        raise ValueError(f"unknown pull trigger {trigger!r}; known: {', '.join(sorted(PULL_TRIGGERS))}")
     ctx = bootstrap.sync_context()
-    if event.get("trigger", "schedule") == "schedule" and not ctx.config.object_automatic(object_name):
+    if trigger == "schedule" and not ctx.config.object_automatic(object_name):
         logger.info("scheduled pull skipped: the object is switched off or manual")
         metrics.add_metric(name="PullsSkipped", unit=MetricUnit.Count, value=1)
         return {"streams": [], "skipped": "manual or switched off"}
-    since = parse_since(event["since"]) if event.get("since") else None
-    sink = OutcomeSink(ctx.state, bootstrap.queues(), metrics=_record_metric)
+    stream = event.get("stream")
+    batch_size = event.get("batch_size")
+    if batch_size is not None and not (isinstance(batch_size, int) and 1 <= batch_size <= MAX_BATCH_SIZE):
+        raise ValueError(f"batch_size must be a whole number from 1 to {MAX_BATCH_SIZE}")
+    options = PullOptions(
+        since=parse_since(event["since"]) if event.get("since") else None,
+        stream=str(stream) if stream else None,
+        restart=bool(event.get("restart")),
+        batch_size=batch_size,
+        progress=ctx.state if stream and isinstance(ctx.state, DynamoState) else None,
+        run_id=str(event["run_id"]) if event.get("run_id") else None,
+        list_history=trigger == "backfill",
+    )
 
     def seconds_left() -> float:
         return float(context.get_remaining_time_in_millis()) / 1000.0
 
-    reports = pull(
-        ctx, sink, object_name, direction, seconds_left=seconds_left, options=PullOptions(since=since)
-    )
+    try:
+        reports = pull(ctx, _sink(ctx), object_name, direction, seconds_left=seconds_left, options=options)
+    finally:
+        _record_api_usage(ctx)
     summary = [
         {
             "source": r.source,
@@ -130,7 +211,10 @@ def _pull(object_name: str, event: dict[str, Any], context: Any) -> dict[str, An
         }
         for r in reports
     ]
-    logger.info("pull finished", extra={"direction": direction.value, "streams": summary})
+    logger.info(
+        "pull finished",
+        extra={"direction": direction.value, "trigger": trigger, "stream": stream, "streams": summary},
+    )
     stopped = [r for r in reports if r.status == "budget"]
     if stopped:
         # The alarm's metric: the org's API budget is down to billsync's reserve; the pull resumes later.
@@ -153,21 +237,21 @@ def webhook_handler() -> Handler:
         source_key = (event.get("pathParameters") or {}).get("source", "")
         logger.append_keys(source=source_key)
         try:
-            body = _body(event)
+            body = request_body(event)
         except ValueError as exc:
-            return _answer(400, {"error": str(exc)})
+            return http_answer(400, {"error": str(exc)})
         answer = _accept(source_key, event.get("headers") or {}, body, context)
         metrics.add_metric(name=f"Webhook{answer.status}", unit=MetricUnit.Count, value=1)
         if answer.status >= 400:
             logger.warning(
                 "webhook refused", extra={"status": answer.status, "reason": answer.body.get("error")}
             )
-        return _answer(answer.status, answer.body)
+        return http_answer(answer.status, answer.body)
 
-    return _traced(handler)
+    return traced(handler)
 
 
-def _body(event: dict[str, Any]) -> bytes:
+def request_body(event: dict[str, Any]) -> bytes:
     raw = event.get("body") or ""
     if event.get("isBase64Encoded"):
         try:
@@ -225,5 +309,5 @@ def _deduplicator(context: Any) -> Callable[[str, Callable[[], None]], None]:
     return deduplicate
 
 
-def _answer(status: int, body: dict[str, Any]) -> dict[str, Any]:
+def http_answer(status: int, body: dict[str, Any]) -> dict[str, Any]:
     return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}

@@ -5,10 +5,15 @@ Items (pk / sk):
   of one record's cross-reference, written together, each carrying the whole state so that a
   lookup from either side is one read. Writes are conditional on the revision read (`rev`).
 * `C#<source>#<object>#<direction>` / `C`: a pull checkpoint (cursor, revision, resume point) and the
-  last time the object synced in that direction.
+  last time the object synced in that direction. An operator stream (a backfill) keeps its own
+  checkpoint under `C#<source>#<object>@<stream>#<direction>`, with what it was asked for (`since`)
+  and how far it got (`records_done`, `total`), so it never disturbs the scheduled pulls.
 * `L#<name>` / `L`: a run lease, so two scheduled runs of one stream never overlap.
 * `LOG#<object>#<day>` / `<time>#…`: one sync-log entry per record outcome, with a TTL; the index
   `gsi1` (`REC#<source>#<object>#<id>`, time) finds a record's history.
+* `STAT#<object>#<direction>` / `H#<hour>`: how many records of each outcome an hour saw (one
+  UpdateItem ADD per batch), kept two days: `billsync status` reads 24 items instead of a day of log.
+* `U#salesforce` / `U`: the Salesforce API usage a function last saw (used, limit, when).
 
 Reads are batched (BatchGetItem, 100 keys) and writes are batched or transactional (BatchWriteItem
 25 items, TransactWriteItems 100), with unprocessed items retried.
@@ -22,12 +27,15 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from billsync.domain.models import Checkpoint, Direction, Side, SyncLogEntry, XrefState
+from billsync.domain.models import Checkpoint, Direction, Outcome, Side, SyncLogEntry, XrefState
 from billsync.ports import XrefKey, XrefWrite
+from billsync.usecases.ops_ports import ApiUsage, OutcomeCounts, StreamState
 
 BATCH_GET_LIMIT = 100
 BATCH_WRITE_LIMIT = 25
 TRANSACT_LIMIT = 100
+STATS_KEPT = timedelta(days=2)
+_LOG_FIELDS = frozenset(SyncLogEntry.model_fields)
 
 
 class CheckpointConflict(Exception):
@@ -170,8 +178,8 @@ class DynamoState:
                 failed = self._transact(actions, owners)
                 if not failed:
                     break
-                lost.extend(w for w in chunk if w in failed)
-                chunk = [w for w in chunk if w not in failed]
+                lost.extend(w for w in chunk if id(w) in failed)
+                chunk = [w for w in chunk if id(w) not in failed]
         return lost
 
     def _faces(self, state: XrefState) -> list[str]:
@@ -196,7 +204,8 @@ class DynamoState:
             }
         }
 
-    def _transact(self, actions: list[dict[str, Any]], owners: list[XrefWrite]) -> set[XrefWrite]:
+    def _transact(self, actions: list[dict[str, Any]], owners: list[XrefWrite]) -> set[int]:
+        """Run the transaction; the ids (`id()`) of the writes whose condition failed, if any."""
         from botocore.exceptions import ClientError
 
         attempt = 0
@@ -210,7 +219,7 @@ class DynamoState:
                     raise
                 reasons = exc.response.get("CancellationReasons") or []
                 failed = {
-                    owners[i] for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"
+                    id(owners[i]) for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"
                 }
                 if failed:
                     return failed
@@ -392,6 +401,216 @@ class DynamoState:
             if pending:
                 attempt += 1
                 _pause(attempt)
+
+    def query_log(
+        self, object_name: str, *, start: datetime, end: datetime, limit: int
+    ) -> list[SyncLogEntry]:
+        """An object's sync-log entries in [start, end), newest first, at most `limit`."""
+        found: list[SyncLogEntry] = []
+        day = end.astimezone(UTC).date()
+        first = start.astimezone(UTC).date()
+        while day >= first and len(found) < limit:
+            found.extend(
+                self._query(
+                    KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+                    ExpressionAttributeValues={
+                        ":pk": {"S": f"LOG#{object_name}#{day.isoformat()}"},
+                        ":low": {"S": _iso(start)},
+                        ":high": {"S": _iso(end)},
+                    },
+                    ScanIndexForward=False,
+                    limit=limit - len(found),
+                )
+            )
+            day -= timedelta(days=1)
+        return [entry for entry in found if entry.at < end]
+
+    def record_log(self, source: str, object_name: str, record_id: str, *, limit: int) -> list[SyncLogEntry]:
+        """One record's sync-log entries, newest first."""
+        return self._query(
+            IndexName="gsi1",
+            KeyConditionExpression="gsi1pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"REC#{source}#{object_name}#{record_id}"}},
+            ScanIndexForward=False,
+            limit=limit,
+        )
+
+    def _query(self, *, limit: int, **request: Any) -> list[SyncLogEntry]:
+        entries: list[SyncLogEntry] = []
+        start_key = None
+        while len(entries) < limit:
+            page = {**request, "TableName": self.table, "Limit": min(1000, limit - len(entries))}
+            if start_key:
+                page["ExclusiveStartKey"] = start_key
+            self.requests_made += 1
+            response = self.client.query(**page)
+            for item in response.get("Items", []):
+                plain = self._plain(item)
+                entries.append(
+                    SyncLogEntry.model_validate({k: v for k, v in plain.items() if k in _LOG_FIELDS})
+                )
+            start_key = response.get("LastEvaluatedKey")
+            if not start_key:
+                break
+        return entries
+
+    # ------------------------------------------------------------------------------ outcome counters
+
+    def add_outcome_counts(self, counts: OutcomeCounts) -> None:
+        for (object_name, direction, hour), outcomes in counts.items():
+            added = {outcome: n for outcome, n in outcomes.items() if n}
+            if not added:
+                continue
+            names = {f"#{outcome.value}": outcome.value for outcome in added}
+            values: dict[str, Any] = {f":{outcome.value}": {"N": str(n)} for outcome, n in added.items()}
+            values[":expires"] = {"N": str(int((hour + STATS_KEPT).timestamp()))}
+            self.requests_made += 1
+            self.client.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": f"STAT#{object_name}#{direction.value}"}, "sk": {"S": _hour_key(hour)}},
+                UpdateExpression="ADD "
+                + ", ".join(f"#{o.value} :{o.value}" for o in added)
+                + " SET expires_at = :expires",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+
+    def outcome_counts(self, object_name: str, direction: Direction, since: datetime) -> dict[Outcome, int]:
+        """Record outcomes of an object and direction in the hours from `since` (its hour included)."""
+        totals: dict[Outcome, int] = {}
+        start_key = None
+        while True:
+            request: dict[str, Any] = {
+                "TableName": self.table,
+                "KeyConditionExpression": "pk = :pk AND sk >= :since",
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": f"STAT#{object_name}#{direction.value}"},
+                    ":since": {"S": _hour_key(since)},
+                },
+            }
+            if start_key:
+                request["ExclusiveStartKey"] = start_key
+            self.requests_made += 1
+            response = self.client.query(**request)
+            for item in response.get("Items", []):
+                plain = self._plain(item)
+                for outcome in Outcome:
+                    if outcome.value in plain:
+                        totals[outcome] = totals.get(outcome, 0) + int(plain[outcome.value])
+            start_key = response.get("LastEvaluatedKey")
+            if not start_key:
+                return totals
+
+    # ------------------------------------------------------------------------------ Salesforce API usage
+
+    def record_api_usage(self, used: int, limit: int, at: datetime) -> None:
+        self.requests_made += 1
+        self.client.put_item(
+            TableName=self.table,
+            Item=self._item({"pk": "U#salesforce", "sk": "U", "used": used, "limit": limit, "at": _iso(at)}),
+        )
+
+    def api_usage(self) -> ApiUsage | None:
+        item = self._get("U#salesforce", "U")
+        if item is None:
+            return None
+        at = _from_iso(item.get("at"))
+        assert at is not None
+        return ApiUsage(used=int(item["used"]), limit=int(item["limit"]), at=at)
+
+    # ------------------------------------------------------------------------------ stream progress
+
+    def stream_state(self, source: str, stream_object: str, direction: Direction) -> StreamState | None:
+        item = self._get(self._checkpoint_pk(source, stream_object, direction), "C")
+        if item is None:
+            return None
+        total = item.get("total")
+        return StreamState(
+            cursor=_from_iso(item.get("cursor")),
+            last_synced_at=_from_iso(item.get("last_synced_at")),
+            last_run_at=_from_iso(item.get("last_run_at")),
+            window_end=_from_iso(item.get("window_end")),
+            position=item.get("position"),
+            since=_from_iso(item.get("since")),
+            started_at=_from_iso(item.get("started_at")),
+            finished_at=_from_iso(item.get("finished_at")),
+            records_done=int(item.get("records_done", 0)),
+            total=None if total is None else int(total),
+            run_id=item.get("run_id"),
+            batch_size=int(item["batch_size"]) if item.get("batch_size") else None,
+        )
+
+    def start_stream(
+        self,
+        source: str,
+        stream_object: str,
+        direction: Direction,
+        *,
+        since: datetime | None,
+        total: int | None,
+        at: datetime,
+        run_id: str | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        """Record what an operator stream was asked for, and reset its progress."""
+        names = {
+            f"#{name}": name
+            for name in (
+                "records_done",
+                "started_at",
+                "finished_at",
+                "since",
+                "total",
+                "run_id",
+                "batch_size",
+            )
+        }
+        values: dict[str, Any] = {":zero": {"N": "0"}, ":at": {"S": _iso(at)}}
+        sets = ["#records_done = :zero", "#started_at = :at"]
+        removes = ["#finished_at"]
+        for name, value in (
+            ("since", _iso(since)),
+            ("total", total),
+            ("run_id", run_id),
+            ("batch_size", batch_size),
+        ):
+            if value is None:
+                removes.append(f"#{name}")
+            else:
+                sets.append(f"#{name} = :{name}")
+                values[f":{name}"] = self._ser.serialize(value)
+        self.requests_made += 1
+        self.client.update_item(
+            TableName=self.table,
+            Key={"pk": {"S": self._checkpoint_pk(source, stream_object, direction)}, "sk": {"S": "C"}},
+            UpdateExpression="SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def add_stream_progress(
+        self, source: str, stream_object: str, direction: Direction, records: int
+    ) -> None:
+        self.requests_made += 1
+        self.client.update_item(
+            TableName=self.table,
+            Key={"pk": {"S": self._checkpoint_pk(source, stream_object, direction)}, "sk": {"S": "C"}},
+            UpdateExpression="ADD records_done :n",
+            ExpressionAttributeValues={":n": {"N": str(records)}},
+        )
+
+    def finish_stream(self, source: str, stream_object: str, direction: Direction, at: datetime) -> None:
+        self.requests_made += 1
+        self.client.update_item(
+            TableName=self.table,
+            Key={"pk": {"S": self._checkpoint_pk(source, stream_object, direction)}, "sk": {"S": "C"}},
+            UpdateExpression="SET finished_at = :at",
+            ExpressionAttributeValues={":at": {"S": _iso(at)}},
+        )
+
+
+def _hour_key(moment: datetime) -> str:
+    return "H#" + moment.astimezone(UTC).strftime("%Y-%m-%dT%H")
 
 
 def _pause(attempt: int) -> None:

@@ -17,15 +17,23 @@ def cli() -> None:
     """billsync: keep a billing system and Salesforce in sync."""
 
 
-def _load_plugins() -> None:
-    from billsync.cli import config_commands
+def load_plugins() -> None:
+    from billsync.cli import config_commands, dlq_commands, sync_commands
 
     config_commands.register(cli)
+    for command in (
+        dlq_commands.dlq_group,
+        sync_commands.sync_group,
+        sync_commands.backfill_command,
+        sync_commands.status_command,
+        sync_commands.log_command,
+    ):
+        cli.add_command(command)
     for entry in entry_points(group="billsync.cli"):
         register = entry.load()
         register(cli)
 
 
 def main() -> None:
-    _load_plugins()
+    load_plugins()
     cli()

@@ -23,6 +23,7 @@ from billsync.domain.models import Change, DeadLetter, Direction, Outcome, Recor
 from billsync.domain.rules import Window, pull_window
 from billsync.ports import BudgetReserveReached
 from billsync.usecases.context import SyncContext
+from billsync.usecases.ops_ports import CountsChanges, StreamProgressPort, StreamState
 from billsync.usecases.outcomes import OutcomeSink, envelope
 from billsync.usecases.process import entry_for
 from billsync.usecases.salesforce_reads import SalesforceReads, position_of
@@ -49,8 +50,29 @@ class StreamReport:
 
 @dataclass
 class PullOptions:
-    since: datetime | None = None  # read from here instead of the checkpoint (sync now --since)
+    # Read from here instead of the checkpoint (sync now --since); where an operator stream restarts.
+    since: datetime | None = None
     advance_checkpoint: bool = True
+    # An operator stream (`backfill`): its own checkpoint and lease, so it never disturbs the scheduled
+    # pulls. It resumes where it stopped unless told to restart.
+    stream: str | None = None
+    restart: bool = False  # an operator stream starts over from `since` (None: from the beginning)
+    # Records per batch instead of `sync.page_size`; batches above `salesforce.bulk_threshold` are
+    # written to Salesforce through Bulk API 2.0.
+    batch_size: int | None = None
+    # Where an operator stream records what it was asked for and how far it got (`billsync backfill`),
+    # and the id of the request that started it over.
+    progress: StreamProgressPort | None = None
+    run_id: str | None = None
+    # Read billing history by listing the records and keeping those changed since the stream's `since`,
+    # instead of through the billing system's change feed, which does not reach back through history
+    # (Invoiced keeps events for a limited time; imported records have none). For backfills.
+    list_history: bool = False
+
+
+def stream_object(object_name: str, stream: str | None) -> str:
+    """The name an object's stream is kept under: the object's own for the scheduled pulls."""
+    return object_name if stream is None else f"{object_name}@{stream}"
 
 
 def pull(
@@ -73,7 +95,7 @@ def pull(
         if not ctx.config.object_enabled(object_name):
             report.status, report.detail = "skipped", f"{object_name} sync is switched off"
             continue
-        lease = f"{source.key}#{object_name}#{direction.value}"
+        lease = f"{source.key}#{stream_object(object_name, options.stream)}#{direction.value}"
         owner = uuid.uuid4().hex
         # A run cannot outlive its function's timeout: the lease covers the time left and a margin,
         # so a crashed run blocks the stream only briefly.
@@ -103,38 +125,71 @@ def _pull_stream(
 ) -> None:
     direction = report.direction
     settings = ctx.config.sync
-    checkpoint = ctx.state.get_checkpoint(source_key, support.name, direction)
+    name = stream_object(support.name, options.stream)
+    checkpoint = ctx.state.get_checkpoint(source_key, name, direction)
     rev = checkpoint.rev if checkpoint else 0
     cursor = checkpoint.cursor if checkpoint else None
-    resume_end, position = ctx.state.resume_point(source_key, support.name, direction)
+    resume_end, position = ctx.state.resume_point(source_key, name, direction)
     lookback = timedelta(seconds=settings.lookback_seconds)
-    if options.since is not None:
-        window: Window | None = Window(
-            start=options.since, end=ctx.clock() - timedelta(seconds=settings.safety_lag_seconds)
-        )
+    listing = options.list_history and options.stream is not None and direction is Direction.TO_SALESFORCE
+    started = None if options.restart else _stream_started(options, source_key, name, direction)
+    changed_since = options.since if options.restart else started.since if started else None
+    if options.stream is not None and options.restart:
+        # An operator stream starting over: its cursor becomes `since` (none for a listing, which reads
+        # everything and keeps what changed since then), its resume point is dropped.
+        cursor, resume_end, position = None if listing else options.since, None, None
+        rev = ctx.state.save_checkpoint(source_key, name, direction, cursor=cursor, expected_rev=rev)
+        if options.progress is not None:
+            total = _estimate_total(ctx, support, source_key, direction, options.since)
+            options.progress.start_stream(
+                source_key,
+                name,
+                direction,
+                since=options.since,
+                total=total,
+                at=ctx.clock(),
+                run_id=options.run_id,
+                batch_size=options.batch_size,
+            )
+    # The scheduled pulls start at `sync.initial_since`; an operator stream where it was told to.
+    initial_since = settings.initial_since if options.stream is None else None
+    window: Window | None
+    if options.since is not None and options.stream is None:
+        window = Window(start=options.since, end=ctx.clock() - timedelta(seconds=settings.safety_lag_seconds))
         position = None
     elif resume_end is not None:
-        window = Window(start=cursor - lookback if cursor else settings.initial_since, end=resume_end)
+        window = Window(start=cursor - lookback if cursor else initial_since, end=resume_end)
     else:
         window = pull_window(
             cursor,
             ctx.clock(),
             lookback=lookback,
             safety_lag=timedelta(seconds=settings.safety_lag_seconds),
-            initial_since=settings.initial_since,
+            initial_since=initial_since,
         )
     if window is None:
         report.detail = "nothing to read yet"
         return
-    first_read = cursor is None and options.since is None and direction is Direction.TO_SALESFORCE
-    unread = _unread_first(ctx, support, source_key) if first_read else []
+    scheduled_first_read = (
+        cursor is None
+        and options.since is None
+        and options.stream is None
+        and direction is Direction.TO_SALESFORCE
+    )
+    unread = _unread_first(ctx, support, source_key) if scheduled_first_read else []
     if unread:
         report.status = "waiting"
         report.detail = f"its first read starts after the first read of {', '.join(unread)}"
         return
     report.window_start, report.window_end = window.start, window.end
-    saving = options.advance_checkpoint and options.since is None
-    pages = _pages(ctx, support, source_key, direction, window, position)
+    saving = options.advance_checkpoint and (options.since is None or options.stream is not None)
+    # A listing's position counts pages: a resumed stream reads pages of the size it started with.
+    size = (started.batch_size if started else None) or options.batch_size or settings.page_size
+    if listing:
+        window = Window(start=None, end=window.end)
+    pages = _pages(
+        ctx, support, source_key, direction, window, position, size, changed_since if listing else None
+    )
     for changes, page_position in pages:
         results = _apply(ctx, source_key, support.name, direction, changes)
         _settle(ctx, sink, support, changes, results, report)
@@ -143,18 +198,22 @@ def _pull_stream(
         if saving:
             rev = ctx.state.save_checkpoint(
                 source_key,
-                support.name,
+                name,
                 direction,
                 cursor=cursor,
                 expected_rev=rev,
                 window_end=window.end,
                 position=page_position,
             )
+        if options.progress is not None:
+            options.progress.add_stream_progress(source_key, name, direction, len(changes))
         if seconds_left() < SECONDS_KEPT_FOR_CHECKPOINT:
             report.status, report.detail = "paused", "the run's time is up; the next run resumes here"
             return
     if saving:
-        ctx.state.save_checkpoint(source_key, support.name, direction, cursor=window.end, expected_rev=rev)
+        ctx.state.save_checkpoint(source_key, name, direction, cursor=window.end, expected_rev=rev)
+    if options.progress is not None:
+        options.progress.finish_stream(source_key, name, direction, ctx.clock())
     ctx.state.mark_synced(source_key, support.name, direction, ctx.clock())
 
 
@@ -172,6 +231,28 @@ def _unread_first(ctx: SyncContext, support: ObjectSupport, source_key: str) -> 
     return waiting
 
 
+def _stream_started(
+    options: PullOptions, source_key: str, name: str, direction: Direction
+) -> StreamState | None:
+    """What an operator stream was started with (`since`, batch size), kept with its progress."""
+    if options.stream is None or options.progress is None:
+        return None
+    return options.progress.stream_state(source_key, name, direction)
+
+
+def _estimate_total(
+    ctx: SyncContext, support: ObjectSupport, source_key: str, direction: Direction, since: datetime | None
+) -> int | None:
+    """How many records a stream from `since` will read, when the source can say so cheaply."""
+    if direction is not Direction.TO_SALESFORCE:
+        return None
+    connector = ctx.connector(source_key)
+    if not isinstance(connector, CountsChanges):
+        return None
+    end = ctx.clock() - timedelta(seconds=ctx.config.sync.safety_lag_seconds)
+    return connector.count_changes(support.name, Window(start=since, end=end))
+
+
 def _pages(
     ctx: SyncContext,
     support: ObjectSupport,
@@ -179,19 +260,26 @@ def _pages(
     direction: Direction,
     window: Window,
     position: str | None,
+    size: int,
+    changed_since: datetime | None = None,
 ) -> Iterator[tuple[list[Change], str]]:
     """The window's changes as batches of `Change`, each with the position to resume after it."""
     if direction is Direction.TO_SALESFORCE:
-        return _billing_pages(ctx, support, source_key, window, position)
-    return _salesforce_pages(ctx, support, source_key, window, position)
+        return _billing_pages(ctx, support, source_key, window, position, size, changed_since)
+    return _salesforce_pages(ctx, support, source_key, window, position, size)
 
 
 def _billing_pages(
-    ctx: SyncContext, support: ObjectSupport, source_key: str, window: Window, position: str | None
+    ctx: SyncContext,
+    support: ObjectSupport,
+    source_key: str,
+    window: Window,
+    position: str | None,
+    size: int,
+    changed_since: datetime | None = None,
 ) -> Iterator[tuple[list[Change], str]]:
     # Billing APIs page smaller than a Salesforce collection (Invoiced: 100): gather pages up to a full
     # batch, so that each Salesforce request carries as many records as it can.
-    size = ctx.config.sync.page_size
     batch: list[Change] = []
     for page in ctx.connector(source_key).changes(support.name, window, page_size=size, position=position):
         batch.extend(
@@ -207,6 +295,7 @@ def _billing_pages(
                 cause="pull",
             )
             for r in page.records
+            if changed_since is None or r.version >= changed_since
         )
         position = page.position
         if len(batch) >= size:
@@ -217,9 +306,13 @@ def _billing_pages(
 
 
 def _salesforce_pages(
-    ctx: SyncContext, support: ObjectSupport, source_key: str, window: Window, position: str | None
+    ctx: SyncContext,
+    support: ObjectSupport,
+    source_key: str,
+    window: Window,
+    position: str | None,
+    size: int,
 ) -> Iterator[tuple[list[Change], str]]:
-    size = ctx.config.sync.page_size
     connector = ctx.connector(source_key)
     reads = SalesforceReads(
         ctx.mappings.require(connector.name, support.name, Direction.TO_BILLING),

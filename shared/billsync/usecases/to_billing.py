@@ -131,6 +131,9 @@ def _collect(
 
 
 OPERATOR_CAUSES = frozenset({"redrive", "sync_now"})
+# "Sync now" writes even content the other side already holds (an operator repairing a record); a
+# redrive retries a dead-lettered version but skips a write already in place (a redrive sent twice).
+REWRITE_CAUSES = frozenset({"sync_now"})
 NOT_OWNED = "edited in Salesforce, but the billing system owns this record: ignored; its next sync overwrites the edit"
 
 
@@ -145,6 +148,7 @@ def _apply_one(
 ) -> None:
     record, xref = item.record, item.xref
     forced = any(change.cause in OPERATOR_CAUSES for change in item.changes)
+    rewrite = any(change.cause in REWRITE_CAUSES for change in item.changes)
     if xref is not None and is_stale(item.modstamp, xref.salesforce_version):
         item.result = _result(item, Outcome.SKIPPED_STALE, detail="a newer version was already handled")
         return
@@ -190,7 +194,7 @@ def _apply_one(
     payload = _payload(mapped.fields, mapped.children, reads)
     item.fingerprints["sf_source"] = fingerprint(payload)
     if (
-        not forced
+        not rewrite
         and xref is not None
         and item.billing_id
         and xref.fingerprints.get("sf_source") == item.fingerprints["sf_source"]

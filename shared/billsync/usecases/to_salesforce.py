@@ -161,6 +161,9 @@ def _from_payload(connector: BillingConnector, object_name: str, change: Change)
 
 
 OPERATOR_CAUSES = frozenset({"redrive", "sync_now"})
+# "Sync now" writes even content the other side already holds (an operator repairing a record); a
+# redrive retries a dead-lettered version but skips a write already in place (a redrive sent twice).
+REWRITE_CAUSES = frozenset({"sync_now"})
 
 
 def _decide(
@@ -170,6 +173,7 @@ def _decide(
     for item in items:
         record, xref = item.record, item.xref
         forced = any(change.cause in OPERATOR_CAUSES for change in item.changes)
+        rewrite = any(change.cause in REWRITE_CAUSES for change in item.changes)
         if xref is not None and is_stale(record.version, xref.billing_version):
             item.result = _result(item, Outcome.SKIPPED_STALE, detail="a newer version was already applied")
             continue
@@ -205,7 +209,7 @@ def _decide(
             item.result = _result(item, Outcome.FAILED, error=mapping_error(exc))
             continue
         _take_mapped(item, mapped, source_key)
-        if xref is None or xref.deleted or forced:
+        if xref is None or xref.deleted or rewrite:
             continue
         if xref.fingerprints.get("sf_written") == item.fingerprints["sf_written"]:
             # Same content: a re-read of the applied version is silent; a newer one is worth a line.

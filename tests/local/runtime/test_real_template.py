@@ -94,8 +94,9 @@ def test_every_event_source_is_wired(billsync: LocalStack) -> None:
         if source["type"] == "SQS":
             assert source["queue_url"] == billsync.resources[source["queue"]].url
             assert source["report_batch_item_failures"] is True
-    routes = {route.route_key for route in billsync.routes}
-    assert routes == {"POST /webhooks/{source}"}
+    routes = {route.route_key: route for route in billsync.routes}
+    assert set(routes) == {"POST /webhooks/{source}", "POST /ops/sync"}
+    assert (routes["POST /webhooks/{source}"].iam_auth, routes["POST /ops/sync"].iam_auth) == (False, True)
     assert all(
         schedule.dead_letter_arn == billsync.resources["FailedRunsQueue"].arn
         for schedule in billsync.schedules
