@@ -128,7 +128,7 @@ def test_a_token_the_gateway_does_not_know_fails_clearly_without_echoing_it(stac
     pull(stack, "card", "to_billing")
     [failure] = sync_log(stack, "card")
     assert (failure["outcome"], failure["code"]) == ("failed", "INVALID_REQUEST")
-    assert failure["message"] == "No such token: <redacted>"
+    assert failure["message"] == "No such token: [masked]"
     assert unknown not in everything_billsync_wrote(stack, "card")
 
 

@@ -20,7 +20,7 @@ from typing import Any
 MASK = "[masked]"
 
 # Parts of a key name (lower case, letters and digits only) that mark its value as secret.
-_SECRET_KEY_PARTS = (
+_SENSITIVE_NAME_PARTS = (
     "token",
     "secret",
     "password",
@@ -40,16 +40,21 @@ _SECRET_KEY_PARTS = (
     "accountnumber",
     "iban",
 )
-_SECRET_KEYS_EXACT = frozenset({"pan", "auth", "pin", "cookie", "setcookie"})
+_SENSITIVE_NAMES_EXACT = frozenset({"pan", "auth", "pin", "cookie", "setcookie"})
 
 _CARD_CANDIDATE = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d])")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 # Key names are bounded (64 characters each side): unbounded runs would backtrack quadratically over
 # a long word (an error message quoting a 40,000-character field).
-_KEY_VALUE = re.compile(
+_SENSITIVE_NAME = (
     r"(?i)(\"?[A-Za-z0-9_-]{0,64}(?:token|secret|password|passwd|api[_-]?key|signature|session[_-]?id)"
-    r"[A-Za-z0-9_-]{0,64}\"?\s*[:=]\s*\"?)([^\"&\s,;}]+)"
+    r"[A-Za-z0-9_-]{0,64}\"?\s*[:=]\s*"
 )
+# A quoted value is masked whatever it is; an unquoted one when it looks like a secret: six characters
+# or more with a digit, '_' or '-', or sixteen or more ("gateway_token: looks like a card number" is an
+# error message about a field, not a secret).
+_QUOTED_VALUE = re.compile(_SENSITIVE_NAME + r"\")([^\"]*)\"")
+_BARE_VALUE = re.compile(_SENSITIVE_NAME + r")((?=[^\"&\s,;}]*[\d_-])[^\"&\s,;}<\[]{6,}|[^\"&\s,;}<\[]{16,})")
 
 
 def _normal(key: str) -> str:
@@ -59,7 +64,7 @@ def _normal(key: str) -> str:
 def is_secret_key(key: str) -> bool:
     """True when a key's name says its value is a secret or payment data."""
     normal = _normal(key)
-    return normal in _SECRET_KEYS_EXACT or any(part in normal for part in _SECRET_KEY_PARTS)
+    return normal in _SENSITIVE_NAMES_EXACT or any(part in normal for part in _SENSITIVE_NAME_PARTS)
 
 
 def luhn_valid(digits: str) -> bool:
@@ -86,7 +91,8 @@ def redact_text(text: str) -> str:
     """Free text with card numbers, bearer tokens and `secret=value` pairs masked."""
     text = _CARD_CANDIDATE.sub(_mask_card, text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
-    return _KEY_VALUE.sub(lambda m: f"{m.group(1)}{MASK}", text)
+    text = _QUOTED_VALUE.sub(lambda m: f'{m.group(1)}{MASK}"', text)
+    return _BARE_VALUE.sub(lambda m: f"{m.group(1)}{MASK}", text)
 
 
 def redact(value: Any) -> Any:

@@ -113,3 +113,10 @@ def test_a_long_text_is_masked_in_one_pass() -> None:
     masked = redact_text(text)
     assert "sk_live_51Hx9Qa7" not in masked and "abc123" not in masked
     assert masked.startswith("retry with api_key=[masked] NNN")
+
+
+def test_an_error_message_about_a_secret_field_stays_readable() -> None:
+    assert redact_text("gateway_token: looks like a full card number") == (
+        "gateway_token: looks like a full card number"
+    )
+    assert redact_text("No such token: tok_4f9a0c2e") == "No such token: [masked]"

@@ -28,6 +28,7 @@ from billsync.connectors.base import (
 )
 from billsync.connectors.http import HttpClient, hmac_hex_matches, link_header_pages, parse_json
 from billsync.domain.models import Direction, RecordState, SourceRecord
+from billsync.domain.redaction import MASK
 from billsync.domain.rules import Ownership, Window
 
 PRODUCTION_URL = "https://api.invoiced.com"
@@ -524,7 +525,7 @@ def _without_values(message: str, body: Mapping[str, Any]) -> str:
     """`message` with every text value of `body` replaced by a placeholder."""
     for value in body.values():
         if isinstance(value, str) and len(value) >= 4:
-            message = message.replace(value, "<redacted>")
+            message = message.replace(value, MASK)
     return message
 
 
