@@ -127,6 +127,10 @@ def _pull(object_name: str, event: dict[str, Any], context: Any) -> dict[str, An
         for r in reports
     ]
     logger.info("pull finished", extra={"direction": direction.value, "streams": summary})
+    for stopped in (r for r in reports if r.status == "org_mismatch"):
+        logger.error(
+            "pull stopped: the Salesforce org is not the pinned one", extra={"detail": stopped.detail}
+        )
     return {"streams": summary}
 
 

@@ -143,6 +143,8 @@ class DeadLetter(_Model):
     attempts: int
     first_seen_at: AwareDatetime | None = None
     failed_at: AwareDatetime
+    # The queue message that failed (none on a pull): its repeated deliveries leave one dead letter.
+    message_id: str | None = None
 
 
 class SyncLogEntry(_Model):
