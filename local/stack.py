@@ -45,6 +45,7 @@ class StackSettings:
     sync: dict[str, Any] = field(default_factory=dict)  # overrides of the sync section
     objects: dict[str, Any] = field(default_factory=dict)
     salesforce_config: dict[str, Any] = field(default_factory=dict)  # overrides of the salesforce section
+    environment: dict[str, str] = field(default_factory=dict)  # more variables for every function
     webhook_secret: str = field(default_factory=lambda: secrets.token_hex(16))
 
 
@@ -77,6 +78,7 @@ class DevStack:
                     "*": {
                         "BILLSYNC_CONFIG": str(self.config_path),
                         "POWERTOOLS_METRICS_NAMESPACE": "billsync-local",
+                        **s.environment,
                     }
                 },
                 visibility_timeout_override=s.visibility_timeout,
