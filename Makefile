@@ -8,6 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
 LINT_VENV := .venv-lint
+CHECKOV_VENV := .venv-checkov
 PIP_FLAGS := -q --disable-pip-version-check
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
@@ -32,6 +33,11 @@ $(LINT_VENV)/.installed: requirements/lint.txt
 	$(LINT_VENV)/bin/pip install $(PIP_FLAGS) -r requirements/lint.txt
 	touch $@
 
+$(CHECKOV_VENV)/.installed: requirements/checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install $(PIP_FLAGS) -r requirements/checkov.txt
+	touch $@
+
 venv: $(BIN)/.installed  ## create the development environment
 
 demo: venv  ## run the whole stack locally: seed, sync, watch webhooks and schedules
@@ -49,10 +55,12 @@ typecheck: venv  ## mypy over the deployable package
 pytest: venv  ## the tests
 	$(BIN)/pytest
 
-template: $(SAM_VENV)/.installed $(LINT_VENV)/.installed venv  ## sam validate --lint, cfn-lint serverless rules, sam build
+template: $(SAM_VENV)/.installed $(LINT_VENV)/.installed $(CHECKOV_VENV)/.installed venv  ## sam validate --lint, cfn-lint serverless rules, checkov, sam build
 	$(BIN)/billsync config validate
 	$(SAM_VENV)/bin/sam validate --lint --template template.yaml
 	$(LINT_VENV)/bin/cfn-lint template.yaml --append-rules cfn_lint_serverless.rules
+	# every skipped check is justified in the resource's Metadata (checkov: skip: id, comment)
+	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 	$(SAM_VENV)/bin/sam build --template template.yaml --build-dir .aws-sam/build
 
 format: venv  ## apply ruff's formatter and fixes
@@ -60,6 +68,6 @@ format: venv  ## apply ruff's formatter and fixes
 	$(BIN)/ruff check --fix shared functions local tests bench
 
 clean:  ## remove environments and build output
-	rm -rf $(VENV) $(SAM_VENV) $(LINT_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(LINT_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
 
 .PHONY: help venv demo test lint typecheck pytest template format clean
