@@ -63,6 +63,10 @@ template: $(SAM_VENV)/.installed $(LINT_VENV)/.installed $(CHECKOV_VENV)/.instal
 	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 	$(SAM_VENV)/bin/sam build --template template.yaml --build-dir .aws-sam/build
 
+soak: venv  ## the full soak (20,000 changes, figures in bench/results/soak.json) and 10,000 cases per property test
+	HYPOTHESIS_PROFILE=soak $(BIN)/pytest -p no:cacheprovider tests/unit/test_webhook_properties.py tests/unit/domain/test_mapping_properties.py tests/unit/test_convergence_properties.py --timeout 7200
+	$(BIN)/python -m bench.soak --changes 20000
+
 format: venv  ## apply ruff's formatter and fixes
 	$(BIN)/ruff format shared functions local tests bench
 	$(BIN)/ruff check --fix shared functions local tests bench
@@ -70,4 +74,4 @@ format: venv  ## apply ruff's formatter and fixes
 clean:  ## remove environments and build output
 	rm -rf $(VENV) $(SAM_VENV) $(LINT_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help venv demo test lint typecheck pytest template format clean
+.PHONY: help venv demo test lint typecheck pytest template soak format clean

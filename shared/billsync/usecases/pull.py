@@ -9,6 +9,7 @@ For each source and direction a pull:
   it stopped, and moves the cursor to the window's end only when the whole window is done;
 * stops cleanly — checkpointed, nothing half-written — when Salesforce's API budget reaches the
   configured reserve or the function is about to time out, and carries on at the next run;
+* pauses, checkpointed, when the billing system keeps answering 429 or 5xx after the client's retries;
 * stops before it writes anything when the Salesforce credentials log in to another org than the
   pinned one (status `org_mismatch`): the checkpoint stays where it was.
 """
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from billsync.connectors.base import ObjectSupport
+from billsync.connectors.base import BillingApiError, ObjectSupport
 from billsync.domain.models import Change, DeadLetter, Direction, Outcome, RecordResult
 from billsync.domain.rules import Window, pull_window
 from billsync.ports import BudgetReserveReached, OrgMismatch
@@ -88,6 +89,14 @@ def pull(
             report.status, report.detail = "budget", str(exc)
         except OrgMismatch as exc:
             report.status, report.detail = "org_mismatch", str(exc)
+        except BillingApiError as exc:
+            if not exc.retryable:
+                raise
+            # Rate-limited or unavailable after the client's own retries: resume from here next run.
+            report.status = "paused"
+            report.detail = (
+                f"the billing system did not answer ({exc.code}: {exc}); the next run resumes here"
+            )
         finally:
             try:
                 sink.flush()
