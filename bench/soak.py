@@ -143,11 +143,10 @@ def run_soak(stack: DevStack, changes: int, *, seed: int = 7) -> SoakReport:
             if long_notes:
                 rejected.append(int(invoice["id"]))
             kinds["invoice created"] += 1
-        elif draw < 0.80:
-            target = rng.choice(invoices)
-            data = {"purchase_order": f"PO-{n}-rev"}
-            if target not in rejected:
-                data["notes"] = f"revision {n}"
+        elif draw < 0.80 and len(invoices) > len(rejected):
+            # Rejected invoices wait, unchanged, for their correction after the run.
+            target = rng.choice([i for i in invoices if i not in rejected])
+            data = {"purchase_order": f"PO-{n}-rev", "notes": f"revision {n}"}
             control.act("update", "invoices", target, data=data)
             kinds["invoice updated"] += 1
         else:
@@ -158,7 +157,11 @@ def run_soak(stack: DevStack, changes: int, *, seed: int = 7) -> SoakReport:
     report.seconds["changes_applied"] = round(time.monotonic() - started, 1)
 
     # A scheduled pull of every invoice while Invoiced is faulty: it must only confirm what is there.
-    stack.invoiced.control.set_faults(seed=seed, rates={"rate_limited": 0.15, "server_error": 0.05})
+    stack.invoiced.control.set_faults(
+        seed=seed,
+        rates={"rate_limited": 0.15, "server_error": 0.05},
+        bursts={"rate_limited": 2, "server_error": 1},
+    )
     for _ in range(20):
         report.pull_runs += 1
         streams = pull(stack, "invoice", "to_salesforce")["streams"]
@@ -166,7 +169,7 @@ def run_soak(stack: DevStack, changes: int, *, seed: int = 7) -> SoakReport:
             break
         time.sleep(1)
     invoiced_faults = dict(stack.invoiced.control.faults.injected)
-    stack.invoiced.control.set_faults(rates={})
+    stack.invoiced.control.set_faults(rates={}, bursts={})
     pull(stack, "customer", "to_billing")  # numbers of customers changed since
     settle(stack, timeout=max(120.0, changes * 0.2))
     report.seconds["pull_done"] = round(time.monotonic() - started, 1)
