@@ -18,6 +18,7 @@ CHANGES = int(os.environ.get("BILLSYNC_SOAK_CHANGES", "300"))  # what fits CI; 2
 @pytest.fixture(scope="module")
 def soak_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     with DevStack(soak_settings(tmp_path_factory.mktemp("soak-stack"), seed=11)) as stack:
+        stack.reset()  # the AWS stand-in's backends are shared in the process: start from empty tables
         yield stack
 
 

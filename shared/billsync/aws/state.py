@@ -167,8 +167,8 @@ class DynamoState:
                 failed = self._transact(actions, owners)
                 if not failed:
                     break
-                lost.extend(w for w in chunk if w in failed)
-                chunk = [w for w in chunk if w not in failed]
+                lost.extend(w for w in chunk if id(w) in failed)
+                chunk = [w for w in chunk if id(w) not in failed]
         return lost
 
     def _faces(self, state: XrefState) -> list[str]:
@@ -193,7 +193,8 @@ class DynamoState:
             }
         }
 
-    def _transact(self, actions: list[dict[str, Any]], owners: list[XrefWrite]) -> set[XrefWrite]:
+    def _transact(self, actions: list[dict[str, Any]], owners: list[XrefWrite]) -> set[int]:
+        """Run one transaction; the ids (`id()`) of the writes whose condition failed."""
         from botocore.exceptions import ClientError
 
         attempt = 0
@@ -206,8 +207,9 @@ class DynamoState:
                 if exc.response["Error"]["Code"] != "TransactionCanceledException":
                     raise
                 reasons = exc.response.get("CancellationReasons") or []
+                # By identity: a write holds a (mutable, unhashable) XrefState.
                 failed = {
-                    owners[i] for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"
+                    id(owners[i]) for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"
                 }
                 if failed:
                     return failed
