@@ -46,6 +46,7 @@ class StackSettings:
     sync: dict[str, Any] = field(default_factory=dict)  # overrides of the sync section
     objects: dict[str, Any] = field(default_factory=dict)
     salesforce_config: dict[str, Any] = field(default_factory=dict)  # overrides of the salesforce section
+    environment: dict[str, str] = field(default_factory=dict)  # more variables for every function
     webhook_secret: str = field(default_factory=lambda: secrets.token_hex(16))
 
 
@@ -82,6 +83,7 @@ class DevStack:
                         # Functions that invoke others (the ops function) reach them through the
                         # control API's Lambda Invoke route.
                         "AWS_ENDPOINT_URL_LAMBDA": f"http://127.0.0.1:{api_port}/_local/lambda",
+                        **s.environment,
                     }
                 },
                 api_port=api_port,

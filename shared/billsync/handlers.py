@@ -222,6 +222,10 @@ def _pull(object_name: str, event: dict[str, Any], context: Any) -> dict[str, An
             "pull stopped at the Salesforce API budget reserve", extra={"detail": stopped[0].detail}
         )
         metrics.add_metric(name="ApiBudgetReserveReached", unit=MetricUnit.Count, value=len(stopped))
+    for mismatch in (r for r in reports if r.status == "org_mismatch"):
+        logger.error(
+            "pull stopped: the Salesforce org is not the pinned one", extra={"detail": mismatch.detail}
+        )
     return {"streams": summary}
 
 

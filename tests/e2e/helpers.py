@@ -107,3 +107,34 @@ def linked_customer(stack: DevStack, name: str = "Acme Ltd", **account: Any) -> 
         "Account", [{"Name": name, "Billing_Id__c": f"main:{customer['id']}", **account}]
     )
     return int(customer["id"]), account_id
+
+
+def redrive(stack: DevStack, object_name: str) -> int:
+    """Move every message of an object's DLQ back to its queue, as an operator's redrive does: the
+    change travels as a reference (cause `redrive`), so the worker reads the record's latest state."""
+    from billsync.domain.models import DeadLetter
+    from billsync.usecases.outcomes import envelope
+
+    assert stack.runtime
+    sqs = stack.runtime.boto3_client("sqs")
+    name = FUNCTIONS[object_name].removesuffix("Function")
+    source, dlq = stack.runtime.outputs[f"{name}QueueUrl"], stack.runtime.outputs[f"{name}DLQUrl"]
+    moved = 0
+    while True:
+        batch = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=60).get(
+            "Messages", []
+        )
+        if not batch:
+            return moved
+        for message in batch:
+            letter = DeadLetter.model_validate_json(message["Body"])
+            change = letter.change.model_copy(update={"cause": "redrive", "record": None})
+            item = envelope(change, None, nonce=message["MessageId"])
+            sqs.send_message(
+                QueueUrl=source,
+                MessageBody=change.model_dump_json(exclude_none=True),
+                MessageGroupId=item.group[:128],
+                MessageDeduplicationId=item.dedup_id,
+            )
+            sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
+            moved += 1

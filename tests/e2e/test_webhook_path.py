@@ -100,7 +100,11 @@ def test_forged_unsigned_malformed_and_oversized_webhooks_are_refused(stack: Dev
     no_object = json.dumps({"id": 2, "type": "invoice.created"}).encode()
     assert "data.object" in post(stack, no_object, signed(stack, no_object)).json()["error"]
     huge = b"{" + b" " * 1_100_000 + b"}"
-    assert post(stack, huge, signed(stack, huge)).status_code == 413
+    too_large = post(stack, huge, signed(stack, huge))
+    assert (too_large.status_code, too_large.json()) == (
+        413,
+        {"error": "the body is larger than 1048576 bytes"},
+    )
     assert post(stack, body, signed(stack, body), source="nowhere").status_code == 404
     settle(stack)
     assert records(stack, "Billing_Invoice__c") == []

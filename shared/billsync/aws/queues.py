@@ -66,7 +66,11 @@ class SqsQueues:
                 "MessageBody": letter.model_dump_json(exclude_none=True),
                 # One group per record: a stuck record never holds up another's redrive.
                 "MessageGroupId": dedup_id(letter.change.key),
-                "MessageDeduplicationId": dedup_id(letter.change.key, letter.failed_at.isoformat()),
+                # A queue message delivered twice (SQS is at least once) and refused twice leaves one
+                # dead letter; a redriven change is a new message, so it can fail again.
+                "MessageDeduplicationId": dedup_id(
+                    letter.change.key, letter.message_id or letter.failed_at.isoformat()
+                ),
             }
             for i, letter in enumerate(letters)
         ]

@@ -218,6 +218,7 @@ class DynamoState:
                 if exc.response["Error"]["Code"] != "TransactionCanceledException":
                     raise
                 reasons = exc.response.get("CancellationReasons") or []
+                # By identity: a write holds a (mutable, unhashable) XrefState.
                 failed = {
                     id(owners[i]) for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"
                 }

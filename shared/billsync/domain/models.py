@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from billsync.domain.redaction import redact_card_numbers
+
 
 class Side(StrEnum):
     BILLING = "billing"
@@ -103,6 +105,11 @@ class ErrorInfo(_Model):
     fields: tuple[str, ...] = ()
     retryable: bool = False
 
+    @field_validator("message")
+    @classmethod
+    def _no_card_numbers(cls, value: str) -> str:
+        return redact_card_numbers(value)
+
 
 class Outcome(StrEnum):
     APPLIED = "applied"
@@ -135,7 +142,11 @@ class RecordResult(_Model):
 
 
 class DeadLetter(_Model):
-    """The message billsync writes to an object's DLQ: the change, why it failed, how often it was tried."""
+    """The message billsync writes to an object's DLQ: the change, why it failed, how often it was tried.
+
+    The change travels as its reference, without the record's data: a DLQ holds no customer data, and
+    a redriven change reads the record's latest state (a record gone since then counts as deleted).
+    """
 
     v: Literal[1] = 1
     change: Change
@@ -143,6 +154,13 @@ class DeadLetter(_Model):
     attempts: int
     first_seen_at: AwareDatetime | None = None
     failed_at: AwareDatetime
+    # The queue message that failed (none on a pull): its repeated deliveries leave one dead letter.
+    message_id: str | None = None
+
+    @field_validator("change")
+    @classmethod
+    def _reference_only(cls, value: Change) -> Change:
+        return value.model_copy(update={"record": None}) if value.record is not None else value
 
 
 class SyncLogEntry(_Model):
@@ -160,6 +178,11 @@ class SyncLogEntry(_Model):
     message: str | None = None
     attempts: int = 1
     cause: str | None = None
+
+    @field_validator("message")
+    @classmethod
+    def _no_card_numbers(cls, value: str | None) -> str | None:
+        return redact_card_numbers(value) if value is not None else None
 
 
 class XrefState(BaseModel):

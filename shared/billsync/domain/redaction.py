@@ -87,9 +87,14 @@ def _mask_card(match: re.Match[str]) -> str:
     return f"[card …{digits[-4:]}]"
 
 
+def redact_card_numbers(text: str) -> str:
+    """Free text with every card number masked, and nothing else changed."""
+    return _CARD_CANDIDATE.sub(_mask_card, text)
+
+
 def redact_text(text: str) -> str:
     """Free text with card numbers, bearer tokens and `secret=value` pairs masked."""
-    text = _CARD_CANDIDATE.sub(_mask_card, text)
+    text = redact_card_numbers(text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
     text = _QUOTED_VALUE.sub(lambda m: f'{m.group(1)}{MASK}"', text)
     return _BARE_VALUE.sub(lambda m: f"{m.group(1)}{MASK}", text)

@@ -3,7 +3,9 @@
 * applied or skipped (with its reason) → the message is done;
 * a transient failure or a parent not there yet → the message comes back after an exponential,
   jittered backoff (its visibility is extended); on its last attempt it is dead-lettered instead;
-* a permanent failure → dead-lettered at once, with the error code, message, fields and attempts.
+* a permanent failure → dead-lettered at once, with the error code, message, fields and attempts;
+* Salesforce credentials that log in to another org than the pinned one → every change of the batch
+  is dead-lettered with ORG_MISMATCH before anything is written (redrive once the pin or secret is fixed).
 Every outcome is written to the sync log.
 """
 
@@ -24,7 +26,7 @@ from billsync.domain.models import (
     SyncLogEntry,
 )
 from billsync.domain.rules import backoff_seconds
-from billsync.ports import BudgetReserveReached, QueuedChange
+from billsync.ports import BudgetReserveReached, OrgMismatch, QueuedChange
 from billsync.usecases.context import SyncContext
 from billsync.usecases.outcomes import OutcomeSink
 from billsync.usecases.to_billing import apply_to_billing
@@ -60,6 +62,9 @@ def process_batch(
             results = _apply(ctx, source_key, object_name, direction, changes)
         except BudgetReserveReached as exc:
             error = ErrorInfo(code="API_BUDGET_RESERVE", message=str(exc), retryable=True)
+            results = [RecordResult(change_key=c.key, outcome=Outcome.FAILED, error=error) for c in changes]
+        except OrgMismatch as exc:
+            error = ErrorInfo(code="ORG_MISMATCH", message=str(exc), retryable=False)
             results = [RecordResult(change_key=c.key, outcome=Outcome.FAILED, error=error) for c in changes]
         for message, result in zip(group, results, strict=True):
             _settle(ctx, sink, object_name, message, result, max_receive_count, report, rng)
@@ -123,6 +128,7 @@ def _settle(
                 attempts=attempts,
                 first_seen_at=message.first_received_at,
                 failed_at=now,
+                message_id=message.message_id or None,
             ),
         )
         report.dead_lettered += 1

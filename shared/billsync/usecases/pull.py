@@ -8,7 +8,10 @@ For each source and direction a pull:
 * saves its position after every page with a conditional write, so an interrupted pull resumes where
   it stopped, and moves the cursor to the window's end only when the whole window is done;
 * stops cleanly — checkpointed, nothing half-written — when Salesforce's API budget reaches the
-  configured reserve or the function is about to time out, and carries on at the next run.
+  configured reserve or the function is about to time out, and carries on at the next run;
+* pauses, checkpointed, when the billing system keeps answering 429 or 5xx after the client's retries;
+* stops before it writes anything when the Salesforce credentials log in to another org than the
+  pinned one (status `org_mismatch`): the checkpoint stays where it was.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from billsync.connectors.base import ObjectSupport
+from billsync.connectors.base import BillingApiError, ObjectSupport
 from billsync.domain.models import Change, DeadLetter, Direction, Outcome, RecordResult
 from billsync.domain.rules import Window, pull_window
-from billsync.ports import BudgetReserveReached
+from billsync.ports import BudgetReserveReached, OrgMismatch
 from billsync.usecases.context import SyncContext
 from billsync.usecases.ops_ports import CountsChanges, StreamProgressPort, StreamState
 from billsync.usecases.outcomes import OutcomeSink, envelope
@@ -39,7 +42,7 @@ class StreamReport:
     source: str
     object: str
     direction: Direction
-    status: str = "done"  # done | paused | busy | skipped | budget | waiting
+    status: str = "done"  # done | paused | busy | skipped | budget | waiting | org_mismatch
     window_start: datetime | None = None
     window_end: datetime | None = None
     records: int = 0
@@ -106,6 +109,16 @@ def pull(
             _pull_stream(ctx, sink, support, source.key, report, seconds_left, options)
         except BudgetReserveReached as exc:
             report.status, report.detail = "budget", str(exc)
+        except OrgMismatch as exc:
+            report.status, report.detail = "org_mismatch", str(exc)
+        except BillingApiError as exc:
+            if not exc.retryable:
+                raise
+            # Rate-limited or unavailable after the client's own retries: resume from here next run.
+            report.status = "paused"
+            report.detail = (
+                f"the billing system did not answer ({exc.code}: {exc}); the next run resumes here"
+            )
         finally:
             try:
                 sink.flush()

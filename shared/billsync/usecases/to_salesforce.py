@@ -4,7 +4,8 @@ For each record of a batch (collapsed to its newest version):
 1. a version older than the one applied is skipped as stale (order does not matter);
 2. the record's origin and the object's ownership decide which mapped fields may be written: all of
    them, or only what the billing system computes (ids, numbers, status, balances);
-3. a mapped result identical to what billsync last wrote is skipped as unchanged (no API call);
+3. a mapped result identical to what billsync last wrote is skipped as unchanged (no API call), and a
+   newer version of it still moves the applied version forward, so an older one arriving later is stale;
 4. everything else becomes one write plan — records first, then their children and the removal of
    children the billing system dropped — sent as sObject Collections packed in /composite requests;
 5. cross-references are written conditionally on the revision read; a record that lost a race to a
@@ -78,6 +79,7 @@ def apply_to_salesforce(
             ctx, mapping, source_key, object_name, [i for i in items if i.result is None], outcomes
         )
         _remember_failures(ctx, source_key, object_name, [i for i in items if i not in lost])
+        lost += _remember_newer_unchanged(ctx, [i for i in items if i not in lost])
         for item in items:
             if item in lost:
                 continue
@@ -425,6 +427,28 @@ def _settle(
             item.result = _result(item, Outcome.APPLIED, salesforce_id=sf_id, detail=detail)
     lost = ctx.state.put_xrefs(writes)
     return [by_write[id(w)] for w in lost]
+
+
+def _remember_newer_unchanged(ctx: SyncContext, items: list[_Item]) -> list[_Item]:
+    """Move the applied version forward when a newer version carries what Salesforce already holds, so
+    that an older, different version arriving late is seen as stale (order does not matter). Returns
+    the items that lost a race to a concurrent worker (re-read like any other)."""
+    writes: list[XrefWrite] = []
+    by_write: dict[int, _Item] = {}
+    for item in items:
+        xref, result = item.xref, item.result
+        if xref is None or result is None or result.outcome is not Outcome.SKIPPED_UNCHANGED:
+            continue
+        if xref.billing_version is None or item.record.version <= xref.billing_version:
+            continue
+        write = XrefWrite(
+            xref.model_copy(update={"billing_version": item.record.version}), expected_rev=xref.rev
+        )
+        writes.append(write)
+        by_write[id(write)] = item
+    if not writes:
+        return []
+    return [by_write[id(w)] for w in ctx.state.put_xrefs(writes)]
 
 
 def _remember_failures(ctx: SyncContext, source_key: str, object_name: str, items: list[_Item]) -> None:
