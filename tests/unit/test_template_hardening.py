@@ -79,10 +79,12 @@ def test_tables_and_queues_are_encrypted_at_rest() -> None:
         assert topic["Properties"].get("KmsMasterKeyId"), name
 
 
-def test_the_webhook_api_throttles() -> None:
-    [(_, api)] = of_type("AWS::Serverless::HttpApi")
-    route = api["Properties"]["DefaultRouteSettings"]
-    assert 0 < route["ThrottlingRateLimit"] <= route["ThrottlingBurstLimit"]
+def test_every_http_api_throttles() -> None:
+    apis = of_type("AWS::Serverless::HttpApi")
+    assert len(apis) >= 2  # the webhook API and the operators' API
+    for name, api in apis:
+        route = api["Properties"].get("DefaultRouteSettings", {})
+        assert 0 < route.get("ThrottlingRateLimit", 0) <= route.get("ThrottlingBurstLimit", 0), name
 
 
 def test_every_schedule_retries_and_dead_letters_and_every_async_path_ends_in_a_queue() -> None:
