@@ -29,6 +29,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from billsync.usecases.dlq import EXHAUSTED_CODE
+
 from local.common.faults import FaultSettings
 from local.invoiced import InvoicedSettings
 from local.salesforce import EmulatorSettings
@@ -90,6 +92,12 @@ class SoakReport:
             and not self.mismatches
             and self.permanent_with_one_letter == self.permanent_rejections
         )
+
+
+def _code(letter: dict[str, Any]) -> str:
+    """A dead letter's error code; a queue message SQS moved after its last receive has none."""
+    error = letter.get("error")
+    return str(error["code"]) if isinstance(error, dict) else EXHAUSTED_CODE
 
 
 def run_soak(stack: DevStack, changes: int, *, seed: int = 7) -> SoakReport:
@@ -177,12 +185,12 @@ def run_soak(stack: DevStack, changes: int, *, seed: int = 7) -> SoakReport:
     letters = {name: dead_letters(stack, name) for name in OBJECTS}
     all_letters = [letter for found in letters.values() for letter in found]
     report.dead_letters = len(all_letters)
-    report.dead_letters_by_code = dict(Counter(letter["error"]["code"] for letter in all_letters))
+    report.dead_letters_by_code = dict(Counter(_code(letter) for letter in all_letters))
     report.permanent_rejections = len(rejected)
     per_record = Counter(
         letter["change"]["id"]
         for letter in letters["invoice"]
-        if letter["error"]["code"] == "STRING_TOO_LONG" and letter["error"]["fields"] == ["Notes__c"]
+        if _code(letter) == "STRING_TOO_LONG" and letter["error"]["fields"] == ["Notes__c"]
     )
     report.permanent_with_one_letter = sum(1 for invoice in rejected if per_record.get(str(invoice)) == 1)
 

@@ -112,7 +112,7 @@ def linked_customer(stack: DevStack, name: str = "Acme Ltd", **account: Any) -> 
 def redrive(stack: DevStack, object_name: str) -> int:
     """Move every message of an object's DLQ back to its queue, as an operator's redrive does: the
     change travels as a reference (cause `redrive`), so the worker reads the record's latest state."""
-    from billsync.domain.models import DeadLetter
+    from billsync.domain.models import Change, DeadLetter
     from billsync.usecases.outcomes import envelope
 
     assert stack.runtime
@@ -127,8 +127,12 @@ def redrive(stack: DevStack, object_name: str) -> int:
         if not batch:
             return moved
         for message in batch:
-            letter = DeadLetter.model_validate_json(message["Body"])
-            change = letter.change.model_copy(update={"cause": "redrive", "record": None})
+            body = json.loads(message["Body"])
+            # A dead letter billsync wrote, or a message SQS moved there after its last receive.
+            failed = (
+                DeadLetter.model_validate(body).change if "change" in body else Change.model_validate(body)
+            )
+            change = failed.model_copy(update={"cause": "redrive", "record": None})
             item = envelope(change, None, nonce=message["MessageId"])
             sqs.send_message(
                 QueueUrl=source,
