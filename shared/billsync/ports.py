@@ -72,6 +72,14 @@ class WritePlan:
         return sum(len(stage) for stage in self.stages)
 
 
+class SalesforceCallError(Exception):
+    """A whole Salesforce request failed; `error` says whether trying again can help."""
+
+    def __init__(self, error: ErrorInfo) -> None:
+        super().__init__(f"{error.code}: {error.message}")
+        self.error = error
+
+
 class BudgetReserveReached(Exception):
     """Salesforce's daily API budget is down to the configured reserve: stop cleanly and resume later."""
 

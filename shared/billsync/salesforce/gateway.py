@@ -31,6 +31,7 @@ from billsync.domain.rules import classify_salesforce_error
 from billsync.ports import (
     BudgetReserveReached,
     OrgMismatch,
+    SalesforceCallError,
     SfDelete,
     SfUpdate,
     SfUpsert,
@@ -54,14 +55,6 @@ QUERY_BATCH_SIZE = 2000
 BULK_JOB_REQUESTS = 10
 BULK_FIRST_POLL_SECONDS = 0.25
 BULK_MAX_POLL_SECONDS = 5.0
-
-
-class SalesforceCallError(Exception):
-    """A whole Salesforce request failed; `error` says whether trying again can help."""
-
-    def __init__(self, error: ErrorInfo) -> None:
-        super().__init__(f"{error.code}: {error.message}")
-        self.error = error
 
 
 def encode(value: Any) -> Any:

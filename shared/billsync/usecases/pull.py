@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from billsync.connectors.base import BillingApiError, ObjectSupport
 from billsync.domain.models import Change, DeadLetter, Direction, Outcome, RecordResult
 from billsync.domain.rules import Window, pull_window
-from billsync.ports import BudgetReserveReached, OrgMismatch
+from billsync.ports import BudgetReserveReached, OrgMismatch, SalesforceCallError
 from billsync.usecases.context import SyncContext
 from billsync.usecases.ops_ports import CountsChanges, StreamProgressPort, StreamState
 from billsync.usecases.outcomes import OutcomeSink, envelope
@@ -111,6 +111,11 @@ def pull(
             report.status, report.detail = "budget", str(exc)
         except OrgMismatch as exc:
             report.status, report.detail = "org_mismatch", str(exc)
+        except SalesforceCallError as exc:
+            if not exc.error.retryable:
+                raise
+            report.status = "paused"
+            report.detail = f"Salesforce did not answer ({exc}); the next run resumes here"
         except BillingApiError as exc:
             if not exc.retryable:
                 raise
