@@ -58,10 +58,15 @@ class Control:
     def reset(self) -> None:
         self._org.reset()
         self._org.after_commit = None
+        self._org.before_write = None
 
     def on_commit(self, hook: Callable[[list[str]], None] | None) -> None:
         """Call `hook` with the written records' ids after each committed write, before its response."""
         self._org.after_commit = hook
+
+    def before_write(self, hook: Callable[[], None] | None) -> None:
+        """Call `hook` as each write request starts, before it takes its row locks."""
+        self._org.before_write = hook
 
     def seed(
         self,

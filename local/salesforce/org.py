@@ -60,6 +60,9 @@ class Org:
         # Called with the records' ids after a write commits and before its response is sent (tests
         # use it to crash a client between its Salesforce write and anything it does next).
         self.after_commit: Callable[[list[str]], None] | None = None
+        # Called as a write request starts, before it takes its row locks (tests hold one write back
+        # while another, concurrent one goes through).
+        self.before_write: Callable[[], None] | None = None
         self.schema: Schema = load_schema(
             metadata_dir, enforce_permission_sets=settings.enforce_permission_sets
         )
@@ -238,6 +241,9 @@ class Org:
         if ctx.txn is not None:
             # a subrequest of /composite: the composite took the locks and owns the transaction
             return body(ctx.txn)
+        hold = self.before_write
+        if hold is not None:
+            hold()
         owner = object()
         keys: set[str] = set()
         for work in works:

@@ -126,6 +126,14 @@ class XrefWrite:
     expected_rev: int  # the revision read; 0 for a record not seen before
 
 
+@dataclass(frozen=True)
+class LeaseGrant:
+    """A stream's lease, taken. `after_crash`: the previous holder's lease ran out unreleased, so that
+    run died, perhaps between a Salesforce write and the cross-reference that records it."""
+
+    after_crash: bool = False
+
+
 class StatePort(Protocol):
     def get_xrefs(self, keys: Sequence[XrefKey]) -> dict[XrefKey, XrefState]: ...
 
@@ -152,7 +160,8 @@ class StatePort(Protocol):
     ) -> tuple[datetime | None, str | None]:
         """The window end and position of an interrupted pull, if any."""
 
-    def acquire_lease(self, name: str, owner: str, seconds: int) -> bool: ...
+    def acquire_lease(self, name: str, owner: str, seconds: int) -> LeaseGrant | None:
+        """The lease for `seconds`, or None while another owner holds it."""
 
     def release_lease(self, name: str, owner: str) -> None: ...
 

@@ -4,13 +4,18 @@ The Salesforce emulator calls back right after it commits a write and before it 
 kills the function's worker process, as a crashed or timed-out Lambda dies: the write is in
 Salesforce, but the worker never learns it, never writes its cross-references, never deletes its
 queue message and never saves its checkpoint.
+
+It can also hold a write back before it takes its row locks, so that a concurrent worker's newer write
+lands first and the held one, older, lands over it: the last three tests prove that the newest state
+ends in Salesforce, whether the older write's worker lives (and loses its cross-reference write) or dies.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -18,7 +23,7 @@ from local.invoiced import InvoicedSettings
 from local.stack import DevStack, StackSettings
 from tests.e2e.helpers import linked_customer, one, records, settle, sync_log
 
-TIMEOUT = 8.0  # short function timeouts: a crashed pull's lease expires in seconds, not minutes
+TIMEOUT = 15.0  # short function timeouts: a crashed pull's lease expires in seconds, not minutes
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +109,127 @@ def test_a_crash_after_the_write_on_the_pull_path_loses_and_duplicates_nothing(s
     invoices = records(stack, "Billing_Invoice__c")
     assert len({r["Billing_Id__c"] for r in invoices}) == 250
     assert len(records(stack, "Billing_Invoice_Line__c")) == 250
+
+
+def hold_next_write(stack: DevStack) -> tuple[threading.Event, threading.Event]:
+    """Hold the next Salesforce write request back until `release` is set (or the function's time is
+    up); `held` is set once it waits. Later writes go through."""
+    assert stack.salesforce
+    held, release, claim = threading.Event(), threading.Event(), threading.Lock()
+
+    def hook() -> None:
+        with claim:
+            first = not held.is_set()
+            held.set()
+        if first:
+            release.wait(TIMEOUT)
+
+    stack.salesforce.control.before_write(hook)
+    return held, release
+
+
+def purchase_order(stack: DevStack, invoice: dict[str, Any]) -> Any:
+    return one(stack, "Billing_Invoice__c", Billing_Id__c=f"main:{invoice['id']}").get("Purchase_Order__c")
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def synced_invoice(stack: DevStack) -> tuple[dict[str, Any], int]:
+    """An invoice in Salesforce with purchase order PO-1, and Invoiced's webhook endpoint."""
+    assert stack.invoiced
+    customer, _ = linked_customer(stack)
+    invoice = stack.invoiced.control.act(
+        "create",
+        "invoices",
+        data={"customer": customer, "purchase_order": "PO-1", "items": [{"name": "Plan", "unit_cost": 40}]},
+    )
+    assert invoice is not None
+    settle(stack)
+    assert purchase_order(stack, invoice) == "PO-1"
+    return invoice, stack.invoiced.control.webhooks()[0]["id"]
+
+
+def revise(stack: DevStack, invoice: dict[str, Any], po: str) -> None:
+    """A later version of the invoice (Invoiced stamps versions in whole seconds)."""
+    assert stack.invoiced
+    time.sleep(1.1)
+    stack.invoiced.control.act("update", "invoices", invoice["id"], data={"purchase_order": po})
+
+
+def in_background(call: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
+    outcome: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: outcome.update(result=call()))
+    thread.start()
+    return thread, outcome
+
+
+def test_a_pull_write_overtaken_by_a_newer_one_writes_the_newest_state_again(stack: DevStack) -> None:
+    assert stack.invoiced and stack.runtime
+    invoice, endpoint = synced_invoice(stack)
+    stack.invoiced.control.pause_webhook(endpoint)
+    revise(stack, invoice, "PO-2")
+    held, release = hold_next_write(stack)
+    thread, pulled = in_background(lambda: stack.runtime.fire_schedule("InvoiceFunction", "PullFromBilling"))
+    assert held.wait(TIMEOUT)  # the pull read PO-2 and is about to write it
+    revise(stack, invoice, "PO-3")
+    stack.invoiced.control.resume_webhook(endpoint)
+    wait_for(lambda: purchase_order(stack, invoice) == "PO-3")  # the webhook's worker wrote first
+    release.set()
+    thread.join()
+    assert pulled["result"].ok, pulled["result"].error
+    settle(stack)
+    # The pull's PO-2 landed over PO-3; it lost its cross-reference write, re-read and wrote PO-3 again.
+    assert purchase_order(stack, invoice) == "PO-3"
+
+
+def test_a_dead_workers_write_over_a_newer_one_is_undone_when_its_message_returns(stack: DevStack) -> None:
+    assert stack.invoiced and stack.runtime
+    invoice, endpoint = synced_invoice(stack)
+    held, release = hold_next_write(stack)
+    revise(stack, invoice, "PO-2")  # its webhook's worker reads it and is held before writing
+    assert held.wait(TIMEOUT)
+    stack.invoiced.control.pause_webhook(endpoint)
+    revise(stack, invoice, "PO-3")
+    result = stack.runtime.fire_schedule("InvoiceFunction", "PullFromBilling")
+    assert result.ok, result.error
+    assert purchase_order(stack, invoice) == "PO-3"
+    crashed = crash_after_first_write(stack, "InvoiceFunction")
+    release.set()
+    wait_for(crashed.is_set)
+    assert purchase_order(stack, invoice) == "PO-2"  # the dead worker's older write is what Salesforce holds
+    stack.invoiced.control.resume_webhook(endpoint)
+    settle(stack)
+    assert purchase_order(stack, invoice) == "PO-3"
+
+
+def test_a_dead_pulls_write_over_a_newer_one_is_undone_by_the_run_that_takes_over(stack: DevStack) -> None:
+    assert stack.invoiced and stack.runtime
+    invoice, endpoint = synced_invoice(stack)
+    stack.invoiced.control.pause_webhook(endpoint)
+    revise(stack, invoice, "PO-2")
+    held, release = hold_next_write(stack)
+    thread, pulled = in_background(lambda: stack.runtime.fire_schedule("InvoiceFunction", "PullFromBilling"))
+    assert held.wait(TIMEOUT)
+    revise(stack, invoice, "PO-3")
+    stack.invoiced.control.resume_webhook(endpoint)
+    wait_for(lambda: purchase_order(stack, invoice) == "PO-3")
+    crashed = crash_after_first_write(stack, "InvoiceFunction")
+    release.set()
+    thread.join()
+    wait_for(crashed.is_set)
+    assert not pulled["result"].ok
+    assert purchase_order(stack, invoice) == "PO-2"
+    deadline = time.monotonic() + TIMEOUT + 30  # the dead run's lease runs out first
+    while (result := stack.runtime.fire_schedule("InvoiceFunction", "PullFromBilling")).ok and {
+        s["status"] for s in result.payload["streams"]
+    } == {"busy"}:
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    assert result.ok, result.error
+    settle(stack)
+    assert purchase_order(stack, invoice) == "PO-3"

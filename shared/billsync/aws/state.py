@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from billsync.domain.models import Checkpoint, Direction, Outcome, Side, SyncLogEntry, XrefState
-from billsync.ports import XrefKey, XrefWrite
+from billsync.ports import LeaseGrant, XrefKey, XrefWrite
 from billsync.usecases.ops_ports import ApiUsage, OutcomeCounts, StreamState
 
 BATCH_GET_LIMIT = 100
@@ -329,13 +329,13 @@ class DynamoState:
 
     # ------------------------------------------------------------------------------ leases
 
-    def acquire_lease(self, name: str, owner: str, seconds: int) -> bool:
+    def acquire_lease(self, name: str, owner: str, seconds: int) -> LeaseGrant | None:
         from botocore.exceptions import ClientError
 
         now = int(time.time())
         self.requests_made += 1
         try:
-            self.client.put_item(
+            answer = self.client.put_item(
                 TableName=self.table,
                 Item={
                     "pk": {"S": f"L#{name}"},
@@ -346,12 +346,15 @@ class DynamoState:
                 ConditionExpression="attribute_not_exists(pk) OR lease_until < :now OR #owner = :owner",
                 ExpressionAttributeNames={"#owner": "owner"},
                 ExpressionAttributeValues={":now": {"N": str(now)}, ":owner": {"S": owner}},
+                ReturnValues="ALL_OLD",
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
+                return None
             raise
-        return True
+        previous = answer.get("Attributes", {}).get("owner", {}).get("S")
+        # A run releases its lease when it ends, even when it fails: one still there expired unreleased.
+        return LeaseGrant(after_crash=previous is not None and previous != owner)
 
     def release_lease(self, name: str, owner: str) -> None:
         from botocore.exceptions import ClientError

@@ -6,6 +6,8 @@
 * a permanent failure → dead-lettered at once, with the error code, message, fields and attempts;
 * Salesforce credentials that log in to another org than the pinned one → every change of the batch
   is dead-lettered with ORG_MISMATCH before anything is written (redrive once the pin or secret is fixed).
+A message received again may follow a worker that died after its Salesforce write: its records are
+written as the billing system holds them now, never skipped as already there (see `apply_to_salesforce`).
 Every outcome is written to the sync log.
 """
 
@@ -58,8 +60,9 @@ def process_batch(
         groups.setdefault((message.change.source, message.change.direction), []).append(message)
     for (source_key, direction), group in groups.items():
         changes = [m.change for m in group]
+        received_again = {m.change.key for m in group if m.receive_count > 1}
         try:
-            results = _apply(ctx, source_key, object_name, direction, changes)
+            results = _apply(ctx, source_key, object_name, direction, changes, received_again)
         except BudgetReserveReached as exc:
             error = ErrorInfo(code="API_BUDGET_RESERVE", message=str(exc), retryable=True)
             results = [RecordResult(change_key=c.key, outcome=Outcome.FAILED, error=error) for c in changes]
@@ -73,7 +76,12 @@ def process_batch(
 
 
 def _apply(
-    ctx: SyncContext, source_key: str, object_name: str, direction: Direction, changes: list[Change]
+    ctx: SyncContext,
+    source_key: str,
+    object_name: str,
+    direction: Direction,
+    changes: list[Change],
+    received_again: set[str],
 ) -> list[RecordResult]:
     if not ctx.config.object_enabled(object_name):
         return [
@@ -91,7 +99,7 @@ def _apply(
         )
         return [RecordResult(change_key=c.key, outcome=Outcome.FAILED, error=error) for c in changes]
     if direction is Direction.TO_SALESFORCE:
-        return apply_to_salesforce(ctx, source_key, object_name, changes)
+        return apply_to_salesforce(ctx, source_key, object_name, changes, reassert=received_again)
     return apply_to_billing(ctx, source_key, object_name, changes)
 
 

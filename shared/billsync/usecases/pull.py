@@ -1,7 +1,9 @@
 """Scheduled pulls: read the changes of one object since its checkpoint and apply them.
 
 For each source and direction a pull:
-* takes the stream's lease, so two runs of one stream never overlap;
+* takes the stream's lease, so two runs of one stream never overlap; a run that takes over the lease
+  of a run that died writes its first page even where the cross-references say Salesforce holds it
+  (the dead run may have written an older state over a newer one after its last checkpoint);
 * reads the half-open window [cursor - lookback, now - safety lag), page by page, never the whole;
 * applies each page at once (sObject Collections for Salesforce), sends transient failures back to the
   object's queue for retry and permanent ones to its dead-letter queue;
@@ -102,11 +104,12 @@ def pull(
         owner = uuid.uuid4().hex
         # A run cannot outlive its function's timeout: the lease covers the time left and a margin,
         # so a crashed run blocks the stream only briefly.
-        if not ctx.state.acquire_lease(lease, owner, seconds=int(seconds_left()) + LEASE_MARGIN_SECONDS):
+        grant = ctx.state.acquire_lease(lease, owner, seconds=int(seconds_left()) + LEASE_MARGIN_SECONDS)
+        if grant is None:
             report.status, report.detail = "busy", "another run of this stream holds its lease"
             continue
         try:
-            _pull_stream(ctx, sink, support, source.key, report, seconds_left, options)
+            _pull_stream(ctx, sink, support, source.key, report, seconds_left, options, grant.after_crash)
         except BudgetReserveReached as exc:
             report.status, report.detail = "budget", str(exc)
         except OrgMismatch as exc:
@@ -140,6 +143,7 @@ def _pull_stream(
     report: StreamReport,
     seconds_left: Callable[[], float],
     options: PullOptions,
+    after_crash: bool,
 ) -> None:
     direction = report.direction
     settings = ctx.config.sync
@@ -209,7 +213,9 @@ def _pull_stream(
         ctx, support, source_key, direction, window, position, size, changed_since if listing else None
     )
     for changes, page_position in pages:
-        results = _apply(ctx, source_key, support.name, direction, changes)
+        # The page the dead run was applying when it died, where it wrote without checkpointing.
+        reassert = {c.key for c in changes} if after_crash and report.pages == 0 else set()
+        results = _apply(ctx, source_key, support.name, direction, changes, reassert)
         _settle(ctx, sink, support, changes, results, report)
         sink.flush()
         report.pages += 1
@@ -360,12 +366,17 @@ def _salesforce_pages(
 
 
 def _apply(
-    ctx: SyncContext, source_key: str, object_name: str, direction: Direction, changes: list[Change]
+    ctx: SyncContext,
+    source_key: str,
+    object_name: str,
+    direction: Direction,
+    changes: list[Change],
+    reassert: set[str],
 ) -> list[RecordResult]:
     if not changes:
         return []
     if direction is Direction.TO_SALESFORCE:
-        return apply_to_salesforce(ctx, source_key, object_name, changes)
+        return apply_to_salesforce(ctx, source_key, object_name, changes, reassert=reassert)
     return apply_to_billing(ctx, source_key, object_name, changes)
 
 

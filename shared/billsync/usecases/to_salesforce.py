@@ -9,12 +9,15 @@ For each record of a batch (collapsed to its newest version):
 4. everything else becomes one write plan — records first, then their children and the removal of
    children the billing system dropped — sent as sObject Collections packed in /composite requests;
 5. cross-references are written conditionally on the revision read; a record that lost a race to a
-   concurrent worker is re-read from the billing system and applied again, so the newest state wins.
+   concurrent worker is re-read from the billing system and written again, so the newest state wins;
+6. a change that may follow a write whose worker died before its cross-reference (a message received
+   again, the page a crashed pull was applying) is never skipped as stale or unchanged: Salesforce may
+   hold what the dead worker wrote, so the newest state is read (when the change is older) and written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -58,18 +61,31 @@ class _Item:
     parent_key: str = ""
     result: RecordResult | None = None
     tied: bool = False  # same version as applied, different content: re-read before writing
+    reassert: bool = False  # Salesforce may not hold what the cross-reference says: write the newest state
     settled: bool = False  # its cross-reference was written with the batch
 
 
 def apply_to_salesforce(
-    ctx: SyncContext, source_key: str, object_name: str, changes: Sequence[Change], *, reread_rounds: int = 1
+    ctx: SyncContext,
+    source_key: str,
+    object_name: str,
+    changes: Sequence[Change],
+    *,
+    reassert: Collection[str] = (),
+    reread_rounds: int = 1,
 ) -> list[RecordResult]:
-    """Apply billing changes of one object and source; one result per change, in order."""
+    """Apply billing changes of one object and source; one result per change, in order.
+
+    `reassert` holds the keys of changes whose records Salesforce may not hold as the cross-reference
+    says (an earlier write of them may have been overwritten by a worker that then died).
+    """
     connector = ctx.connector(source_key)
     support = connector.objects[object_name]
     mapping = ctx.mappings.require(connector.name, object_name, Direction.TO_SALESFORCE)
     results: dict[str, RecordResult] = {}
     items = _collect(ctx, connector, source_key, object_name, changes, results)
+    for item in items:
+        item.reassert = any(change.key in reassert for change in item.changes)
     if items:
         _decide(ctx, mapping, support, source_key, items)
         _reread_ties(ctx, connector, mapping, support, source_key, object_name, items)
@@ -175,8 +191,11 @@ def _decide(
     for item in items:
         record, xref = item.record, item.xref
         forced = any(change.cause in OPERATOR_CAUSES for change in item.changes)
-        rewrite = any(change.cause in REWRITE_CAUSES for change in item.changes)
+        rewrite = item.reassert or any(change.cause in REWRITE_CAUSES for change in item.changes)
         if xref is not None and is_stale(record.version, xref.billing_version):
+            if item.reassert and not item.tied:
+                item.tied = True  # not this version, but the newest: re-read, then written
+                continue
             item.result = _result(item, Outcome.SKIPPED_STALE, detail="a newer version was already applied")
             continue
         if xref is not None and xref.failed_version == record.version and not forced:
@@ -521,7 +540,11 @@ def _rerun(
     lost: list[_Item],
     rounds: int,
 ) -> dict[str, RecordResult]:
-    """Records whose cross-reference moved while this batch wrote: apply their latest state again."""
+    """Records whose cross-reference moved while this batch wrote: write their latest state again.
+
+    This batch's write may have landed after the other worker's, over a newer state: the latest state is
+    written even where the cross-reference says Salesforce holds it.
+    """
     results: dict[str, RecordResult] = {}
     if rounds <= 0:
         error = ErrorInfo(
@@ -544,7 +567,9 @@ def _rerun(
         )
         for item in lost
     ]
-    fresh = apply_to_salesforce(ctx, source_key, object_name, again, reread_rounds=rounds - 1)
+    fresh = apply_to_salesforce(
+        ctx, source_key, object_name, again, reassert={c.key for c in again}, reread_rounds=rounds - 1
+    )
     for item, outcome in zip(lost, fresh, strict=True):
         for change in item.changes:
             results[change.key] = outcome.model_copy(update={"change_key": change.key})
