@@ -233,13 +233,18 @@ class SqsEventSource:
         if config.visibility_timeout is not None:
             options["VisibilityTimeout"] = config.visibility_timeout
         batch: list[dict[str, Any]] = []
-        deadline = time.monotonic() + config.batching_window
+        deadline = 0.0
         while True:
             wanted = min(10, config.batch_size - len(batch))
             received = self._sqs.receive_message(MaxNumberOfMessages=wanted, **options).get("Messages", [])
+            if received and not batch:
+                # The window opens with the first message, as Lambda's poller gathers records.
+                deadline = time.monotonic() + config.batching_window
             batch.extend(received)
+            if not batch or len(batch) >= config.batch_size or self._stopping.is_set():
+                return batch
             remaining = deadline - time.monotonic()
-            if len(batch) >= config.batch_size or remaining <= 0 or self._stopping.is_set():
+            if remaining <= 0:
                 return batch
             if not received:
                 self._stopping.wait(min(self._poll_interval, remaining))
