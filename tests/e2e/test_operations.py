@@ -25,7 +25,15 @@ from click.testing import CliRunner, Result
 
 from local.invoiced import InvoicedSettings
 from local.stack import DevStack, StackSettings
-from tests.e2e.helpers import dead_letters, linked_customer, pull, records, settle, sync_log
+from tests.e2e.helpers import (
+    dead_letters,
+    linked_customer,
+    pull,
+    records,
+    salesforce_user,
+    settle,
+    sync_log,
+)
 
 TIMEOUT = 40.0  # short function timeouts: an interrupted run's lease expires in seconds
 SECRET = "sk_live_51Hx9Qa7"  # a gateway key pasted into an invoice note
@@ -331,6 +339,50 @@ def test_status_and_log_report_what_happened(stack: DevStack, state_file: Path) 
     assert [e["code"] for e in failed] == ["STRING_TOO_LONG"]
     mine = as_json(billsync(state_file, "log", "--object", "invoice", "--record", str(invoice), "--json"))
     assert [(e["record_id"], e["outcome"]) for e in mine] == [(str(invoice), "applied")]
+
+
+def test_failures_and_ignored_edits_are_mirrored_to_salesforce_when_asked(
+    stack: DevStack, state_file: Path
+) -> None:
+    [invoice_id] = failing_invoices(stack, 1)
+    assert records(stack, "Billing_Sync_Log__c") == []  # the mirror is off by default
+    stack.reconfigure({"sync": {"mirror_log_to_salesforce": True}})
+    [report] = as_json(billsync(state_file, "dlq", "redrive", "--object", "invoice", "--json"))
+    assert report["redriven"] == 1
+    settle(stack)
+    # One row per dead letter (the local queues' short visibility timeout may deliver a slow batch
+    # twice, and each delivery's letter is its own row).
+    rows = records(stack, "Billing_Sync_Log__c")
+    assert rows and all(r["Record_Key__c"] == rows[0]["Record_Key__c"] for r in rows)
+    failed = rows[0]
+    assert {k: failed[k] for k in ("Outcome__c", "Error_Code__c", "Object__c", "Record_Key__c")} == {
+        "Outcome__c": "Failed",
+        "Error_Code__c": "STRING_TOO_LONG",
+        "Object__c": "invoice",
+        "Record_Key__c": f"main:invoice:B:{invoice_id}",
+    }
+    assert (failed["Direction__c"], failed["Billing_Source__c"]) == ("To Salesforce", "main")
+    assert SECRET not in failed["Message__c"] and "api_key=[masked]" in failed["Message__c"]
+    assert "Notes__c" in failed["Message__c"]
+
+    # An edit in Salesforce of an invoice Invoiced owns is ignored, and the admin who made it sees why.
+    assert stack.invoiced
+    customer, _ = linked_customer(stack, "Globex")
+    invoice = stack.invoiced.control.act("create", "invoices", data={"customer": customer, "items": []})
+    assert invoice is not None
+    settle(stack)
+    [synced] = [
+        r for r in records(stack, "Billing_Invoice__c") if r["Billing_Id__c"] == f"main:{invoice['id']}"
+    ]
+    salesforce_user(stack).Billing_Invoice__c.update(synced["Id"], {"Notes__c": "Edited in Salesforce"})
+    pull(stack, "invoice", "to_billing")
+    mirrored = records(stack, "Billing_Sync_Log__c")
+    [ignored] = [r for r in mirrored if r["Record_Key__c"] == f"main:invoice:S:{synced['Id']}"]
+    assert ignored["Outcome__c"] == "Skipped Not Owned"
+    assert ignored["Salesforce_Record_Id__c"] == synced["Id"]
+    assert "billing system owns" in ignored["Message__c"]
+    # The invoice applied from Invoiced needs nobody: it is not mirrored.
+    assert not [r for r in mirrored if r["Record_Key__c"] == f"main:invoice:B:{invoice['id']}"]
 
 
 # ------------------------------------------------------------------------------------ bad input

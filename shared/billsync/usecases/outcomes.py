@@ -24,6 +24,7 @@ from billsync.usecases.ops_ports import OutcomeStatsPort
 MetricsCallback = Callable[[str, Direction, Outcome, int], None]
 WarningCallback = Callable[[str, Exception | None], None]
 MIRROR_OBJECT = "Billing_Sync_Log__c"
+MESSAGE_LIMIT = 32_768  # Message__c, a long text area
 MIRROR_EXTERNAL_ID = "Log_Id__c"
 _DIRECTION_LABELS = {Direction.TO_SALESFORCE: "To Salesforce", Direction.TO_BILLING: "To Billing"}
 
@@ -155,14 +156,14 @@ def mirror_writes(letters: Sequence[DeadLetter], ignored: Sequence[SyncLogEntry]
     writes: list[SfUpsert] = []
     for letter in letters:
         change, error = letter.change, letter.error
-        message = error.message + (f" (fields: {', '.join(error.fields)})" if error.fields else "")
+        fields_named = f" (fields: {', '.join(error.fields)})" if error.fields else ""
         log_id = dedup_id("dead-letter", change.key, letter.failed_at.isoformat())
         fields = _mirror_fields(
             log_id, change.source, change.object, change.direction, change.key, "Failed", letter.failed_at
         )
         fields.update(
             Error_Code__c=error.code[:80],
-            Message__c=redact_text(message)[:32768],
+            Message__c=_message(error.message, fields_named),
             Attempts__c=letter.attempts,
             Salesforce_Record_Id__c=change.id if change.direction is Direction.TO_BILLING else None,
         )
@@ -175,13 +176,20 @@ def mirror_writes(letters: Sequence[DeadLetter], ignored: Sequence[SyncLogEntry]
             log_id, entry.source, entry.object, entry.direction, key, "Skipped Not Owned", entry.at
         )
         fields.update(
-            Message__c=redact_text(entry.message or "")[:32768] or None,
+            Message__c=_message(entry.message or "") or None,
             Attempts__c=entry.attempts,
             Salesforce_Record_Id__c=entry.salesforce_id
             or (entry.record_id if entry.direction is Direction.TO_BILLING else None),
         )
         writes.append(SfUpsert(log_id, MIRROR_OBJECT, MIRROR_EXTERNAL_ID, fields))
     return writes
+
+
+def _message(text: str, suffix: str = "") -> str:
+    """Masked, cut to what `Message__c` holds, keeping its end (the fields named) whole."""
+    text = redact_text(text)
+    room = MESSAGE_LIMIT - len(suffix)
+    return (text if len(text) <= room else text[: room - 1] + "…") + suffix
 
 
 def _mirror_fields(
