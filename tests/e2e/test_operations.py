@@ -298,6 +298,7 @@ def test_an_interrupted_backfill_resumes_without_losing_or_duplicating(
     assert 0 < len(records(stack, "Billing_Invoice__c")) < 35
     resumed = as_json(billsync(state_file, "backfill", "invoice", "--json"))
     assert resumed["resumed"] is True and resumed["status"] == "done", resumed
+    assert resumed["total"] == 35  # Invoiced's count of invoices changed since --since: the bar's ETA
     settle(stack)  # a record Salesforce asked to retry (a row lock) waits in the queue meanwhile
     invoices = records(stack, "Billing_Invoice__c")
     letters = dead_letters(stack, "invoice")  # a record Salesforce refused waits there with its reason

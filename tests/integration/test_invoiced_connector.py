@@ -73,6 +73,22 @@ def test_incremental_reads_come_from_the_events_feed_with_deletions(
     assert records[str(doomed["id"])].state is RecordState.DELETED
 
 
+def test_a_backfill_is_counted_with_one_request(
+    invoiced: InvoicedEmulator, connector: InvoicedConnector
+) -> None:
+    seed_customers(invoiced, 130)
+    everything = Window(start=None, end=datetime.now(UTC) + timedelta(minutes=1))
+    assert connector.count_changes("customer", everything) == 130
+    later = datetime.now(UTC) + timedelta(seconds=5)
+    invoiced.control.advance_clock(10)
+    invoiced.control.act("create", "customers", data={"name": "Latecomer"})
+    assert connector.count_changes("customer", Window(start=later, end=later + timedelta(minutes=1))) == 1
+    # Notes' list takes no time filter and cards are listed per customer: no count, never a wrong one.
+    assert connector.count_changes("note", Window(start=later, end=later + timedelta(minutes=1))) is None
+    assert connector.count_changes("card", everything) is None
+    assert invoiced.control.calls().get("GET /customers") == 2
+
+
 def test_fetch_reads_the_latest_state_and_reports_missing_records(
     invoiced: InvoicedEmulator, connector: InvoicedConnector
 ) -> None:

@@ -60,6 +60,7 @@ class _Resource:
     # The body Invoiced needs to create one (payment sources: the kind of source the token is for).
     create_defaults: tuple[tuple[str, Any], ...] = ()
     reshape: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # payload → the mapped shape
+    updated_after: bool = True  # its list takes `updated_after` (notes' does not)
 
     @property
     def name(self) -> str:
@@ -150,6 +151,7 @@ def _resources() -> dict[str, _Resource]:
             "/notes",
             "note",
             parent_key="customer",
+            updated_after=False,
         ),
         to_salesforce_only("credit_note", void_path="/credit_notes/{id}/void"),
         document("estimate", BOTH, "void", after=("invoice",)),  # linked to the invoice it became
@@ -341,6 +343,19 @@ class InvoicedConnector:
             yield from self._snapshot(resource, per_page, position)
         else:
             yield from self._events(resource, window, per_page, position)
+
+    def count_changes(self, object_name: str, window: Window) -> int | None:
+        """The records changed since the window's start (all of them without one): the list's
+        `X-Total-Count`, read with one small request. None where Invoiced cannot filter the list by time
+        or lists the object per customer only."""
+        resource = self.resource(object_name)
+        if "{parent}" in resource.collection or (window.start is not None and not resource.updated_after):
+            return None
+        params: dict[str, Any] = {"per_page": 1}
+        if window.start is not None:
+            params["updated_after"] = math.floor(window.start.timestamp()) - 1
+        total = self.client.request("GET", resource.collection, params=params).headers.get("X-Total-Count")
+        return int(total) if total and total.isdigit() else None
 
     def _snapshot(self, resource: _Resource, per_page: int, position: str | None) -> Iterator[ChangePage]:
         if "{parent}" in resource.collection:
