@@ -272,6 +272,10 @@ class Control:
         """Deliver every attempt due now (in either delivery mode); returns the new log entries."""
         return self.runtime.dispatcher.deliver_due()
 
+    def retry_failed_deliveries(self) -> int:
+        """Retry now every delivery whose last attempt failed (instead of an hour later)."""
+        return self.runtime.dispatcher.retry_failed_now()
+
     def wait_for_deliveries(self, timeout: float = 5.0) -> bool:
         """Background mode: wait until no delivery is due or in flight."""
         return self.runtime.dispatcher.wait_idle(timeout)

@@ -358,6 +358,18 @@ class WebhookDispatcher:
             "disabled": False,
         }
 
+    def retry_failed_now(self) -> int:
+        """Make every delivery waiting for its hourly retry due now, as an admin's "retry" in Invoiced's
+        webhook log does; returns how many."""
+        with self._changed:
+            now = self.clock.webhook_now()
+            waiting = [p for p in self.pending if p.attempts > 0 and p.due > now]
+            for item in waiting:
+                item.due = now
+            self._changed.notify_all()
+        self.wake()
+        return len(waiting)
+
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Wait until nothing is due or in flight (deliveries scheduled later do not count)."""
         deadline = time.monotonic() + timeout

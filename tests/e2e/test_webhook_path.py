@@ -202,3 +202,32 @@ def _wait_for_log(stack: DevStack, object_name: str, outcome: str, timeout: floa
                 return entry
         time.sleep(0.2)
     raise AssertionError(f"no {outcome} entry in the {object_name} sync log")
+
+
+def test_two_states_from_one_second_in_one_batch_end_as_invoiced_holds_them(stack: DevStack) -> None:
+    """Invoiced stamps versions in whole seconds: two states of an invoice from one second, in one batch
+    (here the older delivered last), cannot be ordered by their stamps; the worker reads the invoice
+    again and writes what Invoiced holds."""
+    assert stack.invoiced and stack.runtime
+    customer, _ = linked_customer(stack)
+    invoice = stack.invoiced.control.act(
+        "create",
+        "invoices",
+        data={"customer": customer, "purchase_order": "PO-1", "items": [{"name": "Plan", "unit_cost": 9}]},
+    )
+    settle(stack)
+    stack.invoiced.control.act("update", "invoices", invoice["id"], data={"purchase_order": "PO-2"})
+    stack.runtime.pause_event_sources()
+    assert stack.invoiced.control.wait_for_deliveries(timeout=30)
+    newest = next(e for e in reversed(stack.invoiced.control.events()) if e["type"] == "invoice.updated")
+    assert newest["data"]["object"]["purchase_order"] == "PO-2"
+    older = json.loads(json.dumps(newest))  # the same second's earlier state, delivered after it
+    older["id"] = newest["id"] + 1_000_000
+    older["data"]["object"]["purchase_order"] = "PO-1"
+    body = json.dumps(older).encode()
+    assert post(stack, body, signed(stack, body)).status_code == 202
+    stack.runtime.resume_event_sources()
+    settle(stack)
+    assert (
+        one(stack, "Billing_Invoice__c", Billing_Id__c=f"main:{invoice['id']}")["Purchase_Order__c"] == "PO-2"
+    )

@@ -60,7 +60,8 @@ class _Item:
     fingerprints: dict[str, str] = field(default_factory=dict)
     parent_key: str = ""
     result: RecordResult | None = None
-    tied: bool = False  # same version as applied, different content: re-read before writing
+    tied: bool = False  # two states stamped in the same second: re-read before deciding
+    reread: bool = False  # read again from the billing system in this batch
     reassert: bool = False  # Salesforce may not hold what the cross-reference says: write the newest state
     settled: bool = False  # its cross-reference was written with the batch
 
@@ -122,6 +123,7 @@ def _collect(
     """The newest version of each record in the batch, read from the billing system when a change
     carries only its reference, with its cross-reference."""
     records: dict[str, tuple[SourceRecord, list[Change]]] = {}
+    tied: set[str] = set()  # two states of one record stamped in the same second: re-read it
     references = [c for c in changes if c.record is None]
     fetched: dict[str, SourceRecord | None] = {}
     if references:
@@ -158,11 +160,18 @@ def _collect(
         if kept is None:
             records[record.id] = (record, [change])
         else:
+            if record.version == kept[0].version and record.data != kept[0].data:
+                tied.add(record.id)
             newest = record if record.version >= kept[0].version else kept[0]
             records[record.id] = (newest, [*kept[1], change])
     xrefs = ctx.state.get_xrefs([XrefKey(source_key, object_name, billing_id=rid) for rid in records])
     return [
-        _Item(record=record, changes=chs, xref=xrefs.get(XrefKey(source_key, object_name, billing_id=rid)))
+        _Item(
+            record=record,
+            changes=chs,
+            xref=xrefs.get(XrefKey(source_key, object_name, billing_id=rid)),
+            tied=rid in tied,
+        )
         for rid, (record, chs) in records.items()
     ]
 
@@ -193,11 +202,13 @@ def _decide(
         forced = any(change.cause in OPERATOR_CAUSES for change in item.changes)
         rewrite = item.reassert or any(change.cause in REWRITE_CAUSES for change in item.changes)
         if xref is not None and is_stale(record.version, xref.billing_version):
-            if item.reassert and not item.tied:
+            if item.reassert and not item.reread:
                 item.tied = True  # not this version, but the newest: re-read, then written
                 continue
             item.result = _result(item, Outcome.SKIPPED_STALE, detail="a newer version was already applied")
             continue
+        if item.tied and not item.reread:
+            continue  # the batch holds two states of it from one second: only the billing system knows
         if xref is not None and xref.failed_version == record.version and not forced:
             # A re-read (a pull's lookback, a repeated event) of a version already dead-lettered.
             item.result = _result(
@@ -241,7 +252,7 @@ def _decide(
                 detail="Salesforce already holds this version",
                 logged=not same_version,
             )
-        elif record.version == xref.billing_version and not item.tied:
+        elif record.version == xref.billing_version and not item.reread:
             # Two states stamped in the same second: only the billing system knows which is newer.
             item.tied = True
 
@@ -255,7 +266,7 @@ def _reread_ties(
     object_name: str,
     items: list[_Item],
 ) -> None:
-    tied = [i for i in items if i.tied and i.result is None]
+    tied = [i for i in items if i.tied and not i.reread and i.result is None]
     if not tied:
         return
     try:
@@ -278,6 +289,7 @@ def _reread_ties(
             update={"state": RecordState.DELETED, "version": ctx.clock()}
         )
         item.fields, item.children, item.removed_children, item.fingerprints = {}, {}, {}, {}
+        item.reread = True
     _decide(ctx, mapping, support, source_key, tied)
 
 
