@@ -260,6 +260,7 @@ def _compare(stack: DevStack, report: SoakReport) -> None:
         by_external_id("Account"),
     )
     lines = by_external_id("Billing_Invoice_Line__c")
+    deleted_lines = [r for r in records(stack, "Billing_Invoice_Line__c", deleted=True) if r.get("IsDeleted")]
     for expected, found in (
         (expected_invoices, invoices),
         (expected_notes, notes),
@@ -284,6 +285,20 @@ def _compare(stack: DevStack, report: SoakReport) -> None:
         differs(key, "Invoice_Number__c", invoice["number"], row.get("Invoice_Number__c"))
         synced_lines = [r for r in lines.values() if r[0].get("Invoice__c") == row["Id"]]
         differs(key, "lines", len(invoice["items"]), len(synced_lines))
+        if len(synced_lines) != len(invoice["items"]):
+            # Where did the missing lines go: never written, deleted, or under another invoice?
+            for item in invoice["items"]:
+                found = lines.get(f"main:{item['id']}")
+                if found is None or found[0].get("Invoice__c") != row["Id"]:
+                    gone = [r for r in deleted_lines if r["Billing_Id__c"] == f"main:{item['id']}"]
+                    where = found[0].get("Invoice__c") if found else "deleted" if gone else "never written"
+                    report.mismatches.append(f"{key} line main:{item['id']}: {where}")
+            history = [
+                (e["outcome"], e.get("cause"), e.get("code"), e.get("attempts"))
+                for e in sync_log(stack, "invoice")
+                if e["record_id"] == str(invoice["id"])
+            ]
+            report.mismatches.append(f"{key} sync log: {history}")
     for key, note in expected_notes.items():
         if key in notes:
             differs(key, "Body__c", note["notes"], notes[key][0].get("Body__c"))

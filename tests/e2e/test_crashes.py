@@ -161,27 +161,36 @@ def revise(stack: DevStack, invoice: dict[str, Any], po: str) -> None:
     stack.invoiced.control.act("update", "invoices", invoice["id"], data={"purchase_order": po})
 
 
-def in_background(call: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
-    outcome: dict[str, Any] = {}
-    thread = threading.Thread(target=lambda: outcome.update(result=call()))
-    thread.start()
-    return thread, outcome
-
-
-def test_a_pull_write_overtaken_by_a_newer_one_writes_the_newest_state_again(stack: DevStack) -> None:
+def overtaken_pull(stack: DevStack) -> tuple[dict[str, Any], threading.Event, Callable[[], Any]]:
+    """A scheduled pull that read PO-2 and is held before writing it while a webhook's worker writes
+    PO-3; returns the invoice, the event that releases the pull's write, and a wait for its result."""
     assert stack.invoiced and stack.runtime
+    runtime = stack.runtime
     invoice, endpoint = synced_invoice(stack)
     stack.invoiced.control.pause_webhook(endpoint)
     revise(stack, invoice, "PO-2")
     held, release = hold_next_write(stack)
-    thread, pulled = in_background(lambda: stack.runtime.fire_schedule("InvoiceFunction", "PullFromBilling"))
+    outcome: dict[str, Any] = {}
+    thread = threading.Thread(
+        target=lambda: outcome.update(result=runtime.fire_schedule("InvoiceFunction", "PullFromBilling"))
+    )
+    thread.start()
     assert held.wait(TIMEOUT)  # the pull read PO-2 and is about to write it
     revise(stack, invoice, "PO-3")
     stack.invoiced.control.resume_webhook(endpoint)
     wait_for(lambda: purchase_order(stack, invoice) == "PO-3")  # the webhook's worker wrote first
+
+    def result() -> Any:
+        thread.join()
+        return outcome["result"]
+
+    return invoice, release, result
+
+
+def test_a_pull_write_overtaken_by_a_newer_one_writes_the_newest_state_again(stack: DevStack) -> None:
+    invoice, release, pulled = overtaken_pull(stack)
     release.set()
-    thread.join()
-    assert pulled["result"].ok, pulled["result"].error
+    assert pulled().ok, pulled().error
     settle(stack)
     # The pull's PO-2 landed over PO-3; it lost its cross-reference write, re-read and wrote PO-3 again.
     assert purchase_order(stack, invoice) == "PO-3"
@@ -208,21 +217,12 @@ def test_a_dead_workers_write_over_a_newer_one_is_undone_when_its_message_return
 
 
 def test_a_dead_pulls_write_over_a_newer_one_is_undone_by_the_run_that_takes_over(stack: DevStack) -> None:
-    assert stack.invoiced and stack.runtime
-    invoice, endpoint = synced_invoice(stack)
-    stack.invoiced.control.pause_webhook(endpoint)
-    revise(stack, invoice, "PO-2")
-    held, release = hold_next_write(stack)
-    thread, pulled = in_background(lambda: stack.runtime.fire_schedule("InvoiceFunction", "PullFromBilling"))
-    assert held.wait(TIMEOUT)
-    revise(stack, invoice, "PO-3")
-    stack.invoiced.control.resume_webhook(endpoint)
-    wait_for(lambda: purchase_order(stack, invoice) == "PO-3")
+    assert stack.runtime
+    invoice, release, pulled = overtaken_pull(stack)
     crashed = crash_after_first_write(stack, "InvoiceFunction")
     release.set()
-    thread.join()
+    assert not pulled().ok
     wait_for(crashed.is_set)
-    assert not pulled["result"].ok
     assert purchase_order(stack, invoice) == "PO-2"
     deadline = time.monotonic() + TIMEOUT + 30  # the dead run's lease runs out first
     while (result := stack.runtime.fire_schedule("InvoiceFunction", "PullFromBilling")).ok and {

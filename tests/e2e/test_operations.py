@@ -311,6 +311,26 @@ def test_an_interrupted_backfill_resumes_without_losing_or_duplicating(
     assert fresh.exit_code == 2 and "--since is required" in fresh.output
 
 
+def test_a_backfill_in_batches_above_the_bulk_threshold_loads_through_bulk_api(
+    stack: DevStack, state_file: Path
+) -> None:
+    assert stack.salesforce
+    stack.reconfigure({"salesforce": {"bulk_threshold": 20}})
+    customer, _ = linked_customer(stack)
+    quiet_invoices(stack, customer, 45)
+    stack.salesforce.control.reset_calls()
+    done = as_json(
+        billsync(state_file, "backfill", "invoice", "--since", "2000-01-01", "--batch-size", "30", "--json")
+    )
+    assert (done["status"], done["records_done"], done["total"]) == ("done", 45, 45), done
+    calls = stack.salesforce.control.calls()["calls"]
+    # The first batch's 30 invoices and their 30 lines go as two ingest jobs; the last 15 of each, below
+    # the threshold, as sObject Collections.
+    assert calls["POST /jobs/ingest"] == 2 and calls["POST /composite"] >= 1
+    assert len(records(stack, "Billing_Invoice__c")) == 45
+    assert len(records(stack, "Billing_Invoice_Line__c")) == 45
+
+
 # ------------------------------------------------------------------------------------ status and log
 
 
