@@ -45,7 +45,7 @@ OBJECTS = ("customer", "invoice", "note")
 TOO_LONG = "N" * 40_000  # Notes__c holds 32,768 characters
 
 
-def soak_settings(workdir: Path, seed: int) -> StackSettings:
+def soak_settings(workdir: Path, seed: int, stack_name: str = "billsync-soak") -> StackSettings:
     faults = FaultSettings(
         seed=seed,
         rates={"SERVER_UNAVAILABLE": 0.05, "UNABLE_TO_LOCK_ROW": 0.02},
@@ -54,6 +54,7 @@ def soak_settings(workdir: Path, seed: int) -> StackSettings:
     )
     return StackSettings(
         workdir=workdir,
+        stack_name=stack_name,
         salesforce=EmulatorSettings(faults=faults),
         invoiced=InvoicedSettings(
             duplicate_delivery_rate=0.10,

@@ -33,6 +33,9 @@ STATE_FILE = Path(".billsync/local/stack.json")
 @dataclass
 class StackSettings:
     workdir: Path = Path(".billsync/local")
+    # Every resource is named `<stack_name>-<LogicalId>`, as CloudFormation names them: stacks of one
+    # process (which share the AWS stand-in's backends) keep their queues and tables apart.
+    stack_name: str = "billsync-local"
     salesforce: EmulatorSettings | None = None
     invoiced: InvoicedSettings | None = None
     schedules: str = "manual"  # or "timer"
@@ -74,7 +77,7 @@ class DevStack:
         self.runtime = LocalStack(
             TEMPLATE,
             StackOptions(
-                stack_name="billsync-local",
+                stack_name=s.stack_name,
                 parameter_overrides={"Stage": STAGE},
                 env_overrides={
                     "*": {
@@ -228,6 +231,7 @@ class DevStack:
         assert self.runtime and self.salesforce and self.invoiced and self.ca
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {
+            "stack_name": self.settings.stack_name,
             "aws_endpoint": self.runtime.aws_endpoint,
             "api_url": self.runtime.api_url,
             "outputs": self.runtime.outputs,

@@ -30,6 +30,7 @@ TIMEOUT = 15.0  # short function timeouts: a crashed pull's lease expires in sec
 def crash_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     settings = StackSettings(
         workdir=tmp_path_factory.mktemp("crash-stack"),
+        stack_name="billsync-crashes",
         function_timeout=TIMEOUT,
         invoiced=InvoicedSettings(webhook_timeout_s=10.0, webhook_connect_timeout_s=2.0),
     )

@@ -45,6 +45,7 @@ load_plugins()
 def ops_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     settings = StackSettings(
         workdir=tmp_path_factory.mktemp("ops-stack"),
+        stack_name="billsync-operations",
         function_timeout=TIMEOUT,
         invoiced=InvoicedSettings(webhook_timeout_s=10.0, webhook_connect_timeout_s=2.0),
     )

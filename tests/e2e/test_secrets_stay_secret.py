@@ -34,6 +34,7 @@ ACCESS_TOKEN = re.compile(r"00D[A-Za-z0-9]{12}![A-Za-z0-9._]{20,}")
 def secret_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     settings = StackSettings(
         workdir=tmp_path_factory.mktemp("secret-stack"),
+        stack_name="billsync-secrets",
         invoiced=InvoicedSettings(
             api_key=INVOICED_API_KEY, webhook_timeout_s=10.0, webhook_connect_timeout_s=2.0
         ),
