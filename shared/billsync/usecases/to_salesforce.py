@@ -1,7 +1,8 @@
 """Apply billing records to Salesforce.
 
 For each record of a batch (collapsed to its newest version):
-1. a version older than the one applied is skipped as stale (order does not matter);
+1. a version older than the one applied is skipped as stale (order does not matter); two different
+   states stamped with one version (Invoiced's are whole seconds) are read again from the billing system;
 2. the record's origin and the object's ownership decide which mapped fields may be written: all of
    them, or only what the billing system computes (ids, numbers, status, balances);
 3. a mapped result identical to what billsync last wrote is skipped as unchanged (no API call), and a
@@ -60,7 +61,7 @@ class _Item:
     fingerprints: dict[str, str] = field(default_factory=dict)
     parent_key: str = ""
     result: RecordResult | None = None
-    tied: bool = False  # two states stamped in the same second: re-read before deciding
+    tied: bool = False  # which state is the newest only the billing system knows: re-read before deciding
     reread: bool = False  # read again from the billing system in this batch
     reassert: bool = False  # Salesforce may not hold what the cross-reference says: write the newest state
     settled: bool = False  # its cross-reference was written with the batch
