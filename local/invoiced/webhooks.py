@@ -367,7 +367,6 @@ class WebhookDispatcher:
             for item in waiting:
                 item.due = now
             self._changed.notify_all()
-        self.wake()
         return len(waiting)
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
