@@ -176,6 +176,21 @@ def test_background_retries_run_on_the_compressed_clock(
     assert log[1]["timestamp"] - log[0]["timestamp"] >= HOUR
 
 
+def test_a_failed_delivery_can_be_retried_at_once(
+    manual: InvoicedEmulator, api: Api, receiver: Receiver
+) -> None:
+    receiver.answer(500, then=200)
+    manual.control.add_webhook(receiver.url)
+    _customer(api)
+    [failed] = manual.control.deliver_due()
+    assert failed["status"] == 500 and failed["next_attempt"] is not None
+    assert manual.control.deliver_due() == []  # Invoiced's own retry is an hour away
+    assert manual.control.retry_failed_deliveries() == 1
+    [retried] = manual.control.deliver_due()
+    assert (retried["attempt"], retried["status"]) == (2, 200)
+    assert manual.control.retry_failed_deliveries() == 0
+
+
 def test_duplicate_deliveries(manual: InvoicedEmulator, api: Api, receiver: Receiver) -> None:
     manual.control.update_settings(duplicate_delivery_rate=1.0)
     manual.control.add_webhook(receiver.url)
